@@ -1,0 +1,186 @@
+"""The one loop: Feed -> MarketSnapshot -> Agent.decide -> RiskEngine -> Broker -> Fill -> Portfolio.
+
+`run_replay` drives any number of agents over the same bars. Every agent gets the same snapshot object each bar and
+its own isolated account (portfolio and broker), so a competition is fair by construction. A backtest is a replay
+with one agent. Paper and live trading reuse the agent and risk code unchanged; only the feed, broker and clock
+differ.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from arena_lib.agents.base import AccountView, Agent
+from arena_lib.clock import SimulatedClock
+from arena_lib.config import BacktestConfig
+from arena_lib.data.market import MarketData
+from arena_lib.data.snapshot import MarketSnapshot
+from arena_lib.engine.broker import SimBroker
+from arena_lib.engine.portfolio import Portfolio, equity
+from arena_lib.engine.results import BacktestResult, equity_series, fills_frame
+from arena_lib.engine.risk import RiskEngine
+from arena_lib.types import Action, Decision, Fill, Order, RiskVerdict
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class _Account:
+    agent: Agent
+    broker: SimBroker
+    portfolio: Portfolio
+    equity: np.ndarray
+    exposure: np.ndarray
+    fills: list[Fill] = field(default_factory=list)
+    verdicts: list[RiskVerdict] = field(default_factory=list)
+
+
+def order_id(run_id: str, agent: str, round_ns: int, symbol: str) -> str:
+    """Deterministic order id (run/agent/round/symbol): a re-executed round maps to the same ids."""
+    return f"{run_id}/{agent}/{round_ns}/{symbol}"
+
+
+def run_replay(
+    agents: Sequence[Agent],
+    market: MarketData,
+    config: BacktestConfig,
+    *,
+    run_id: str = "replay",
+    progress: ProgressCallback | None = None,
+    clock: SimulatedClock | None = None,
+) -> dict[str, BacktestResult]:
+    """Replay `market` bar by bar for every agent; returns one `BacktestResult` per agent name."""
+    names = [a.name for a in agents]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be unique in a replay, got {names}")
+    clock = clock or SimulatedClock()
+    n, m = market.close.shape
+    symbols = market.symbols
+    risk = RiskEngine(config.risk, config.costs.fee_rate)
+    at_close = config.execution.fill == "close"
+    cash0 = config.execution.initial_cash
+    accounts = [
+        _Account(a, SimBroker(market, config), Portfolio.start(cash0), np.empty(n), np.zeros(n)) for a in agents
+    ]
+    # Plain Python lists index faster than numpy scalars in this loop.
+    has_bar = market.has_bar.tolist()
+    opens = market.open.tolist()
+    closes = market.close.tolist()
+    volumes = market.volume.tolist()
+    funding_rows: dict[int, list[tuple[int, float]]] = {}
+    for i, j in zip(*np.nonzero(market.funding), strict=True):
+        funding_rows.setdefault(int(i), []).append((int(j), float(market.funding[i, j])))
+    open_marks = [math.nan] * m
+    close_marks = [math.nan] * m
+    step = max(1, n // 100)
+
+    for i in range(n):
+        row_has = has_bar[i]
+        t_close = int(market.times[i]) + market.bar_ns
+        clock.advance_to(t_close)
+        for j in range(m):
+            if row_has[j]:
+                open_marks[j] = opens[i][j]
+        funding_now = funding_rows.get(i)
+        for acc in accounts:
+            pf = acc.portfolio
+            broker = acc.broker
+            if funding_now is not None and pf.positions:
+                pf = broker.settle_funding(i, pf, funding_now)
+            if broker.pending:
+                marks = [open_marks[j] if row_has[j] else close_marks[j] for j in range(m)]
+                pf = broker.fill_pending(i, pf, marks, acc.fills)
+            if pf.positions:
+                pf = broker.check_exits(i, pf, acc.fills)
+            acc.portfolio = pf
+        for j in range(m):
+            if row_has[j]:
+                close_marks[j] = closes[i][j]
+        snapshot = MarketSnapshot(market, i)
+        for acc in accounts:
+            pf = acc.portfolio
+            eq = equity(pf, symbols, close_marks) if pf.positions else pf.cash
+            decisions = acc.agent.decide(snapshot, AccountView(pf.cash, eq, cash0, pf.positions))
+            if decisions:
+                pf = _act(acc, decisions, risk, run_id, t_close, i, close_marks, volumes[i], at_close, snapshot)
+                acc.portfolio = pf
+                eq = equity(pf, symbols, close_marks) if pf.positions else pf.cash
+            acc.equity[i] = eq
+            if pf.positions:
+                acc.exposure[i] = sum(abs(p.quantity) * close_marks[symbols.index(s)] for s, p in pf.positions.items())
+        if progress is not None and (i % step == 0 or i == n - 1):
+            progress(i + 1, n)
+
+    close_times = market.close_times()
+    return {
+        acc.agent.name: BacktestResult(
+            agent=acc.agent.name,
+            equity=equity_series(acc.equity, close_times, acc.agent.name),
+            fills=fills_frame(acc.fills),
+            exposure=equity_series(acc.exposure, close_times, "gross_exposure"),
+            initial_cash=cash0,
+            verdicts=acc.verdicts,
+            fill_rejections=acc.broker.rejections,
+            open_positions=dict(acc.portfolio.positions),
+            meta={"path": "step", "run_id": run_id, "data_hash": market.fingerprint(), "spec": config.spec_hash()},
+        )
+        for acc in accounts
+    }
+
+
+def _act(
+    acc: _Account,
+    decisions: Sequence[Decision],
+    risk: RiskEngine,
+    run_id: str,
+    t_close: int,
+    i: int,
+    marks: list[float],
+    volumes: list[float],
+    at_close: bool,
+    snapshot: MarketSnapshot,
+) -> Portfolio:
+    """Review an agent's decisions (one per symbol, in symbol order) and queue or fill the approved ones."""
+    pf = acc.portfolio
+    symbols = snapshot.symbols
+    index = {s: j for j, s in enumerate(symbols)}
+    seen: set[str] = set()
+    ordered = sorted(decisions, key=lambda d: index.get(d.symbol, len(symbols)))
+    for d in ordered:
+        if d.action is Action.HOLD:
+            continue
+        if d.symbol not in index:
+            acc.verdicts.append(RiskVerdict(d, False, reasons=(f"unknown symbol {d.symbol!r}",)))
+            continue
+        if d.symbol in seen:
+            acc.verdicts.append(RiskVerdict(d, False, reasons=("one action per symbol per round",)))
+            continue
+        seen.add(d.symbol)
+        j = index[d.symbol]
+        eq = equity(pf, symbols, marks) if pf.positions else pf.cash
+        verdict = risk.review(d, AccountView(pf.cash, eq, acc.broker.config.execution.initial_cash, pf.positions),
+                              marks[j])
+        acc.verdicts.append(verdict)
+        if not verdict.approved:
+            continue
+        order = Order(
+            order_id=order_id(run_id, acc.agent.name, t_close, d.symbol),
+            symbol=d.symbol,
+            action=d.action,
+            created_at=t_close,
+            fraction=verdict.fraction,
+            leverage=verdict.leverage,
+            stop_loss=d.stop_loss,
+            take_profit=d.take_profit,
+            reference_price=marks[j],
+            reference_volume=volumes[j],
+        )
+        if at_close:
+            pf = acc.broker.execute(order, j, marks[j], t_close, pf, list(marks), acc.fills)
+        else:
+            acc.broker.submit(order)
+    return pf

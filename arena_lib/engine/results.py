@@ -1,0 +1,127 @@
+"""Backtest results: fills, round-trip trades, the equity curve and metrics, identical in shape for both paths."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from arena_lib.types import Fill, FillKind, RiskVerdict
+
+FILL_COLUMNS = ["order_id", "symbol", "timestamp", "side", "quantity", "price", "fee", "kind", "realized_pnl",
+                "funding", "note"]
+TRADE_COLUMNS = ["symbol", "direction", "entry_time", "exit_time", "entry_price", "exit_price", "quantity", "pnl",
+                 "fees", "funding", "exit_kind"]
+
+
+def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
+    """Fills as a DataFrame (timestamps as UTC), one row per fill, in execution order."""
+    if not fills:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in FILL_COLUMNS})
+    df = pd.DataFrame(
+        {
+            "order_id": [f.order_id for f in fills],
+            "symbol": [f.symbol for f in fills],
+            "timestamp": pd.to_datetime([f.timestamp for f in fills], utc=True),
+            "side": [f.side.value for f in fills],
+            "quantity": [f.quantity for f in fills],
+            "price": [f.price for f in fills],
+            "fee": [f.fee for f in fills],
+            "kind": [f.kind.value for f in fills],
+            "realized_pnl": [f.realized_pnl for f in fills],
+            "funding": [f.funding for f in fills],
+            "note": [f.note for f in fills],
+        }
+    )
+    return df
+
+
+def trades_from_fills(fills: pd.DataFrame) -> pd.DataFrame:
+    """Pair each entry fill with the exit that closed it into a round-trip trade (net pnl after fees and funding).
+
+    Positions still open at the end have no row: they are in the final portfolio and in the equity curve.
+    """
+    rows: list[dict[str, Any]] = []
+    open_entries: dict[str, pd.Series] = {}
+    for _, f in fills.iterrows():
+        sym = f["symbol"]
+        if f["kind"] == FillKind.ENTRY.value:
+            open_entries[sym] = f
+            continue
+        entry = open_entries.pop(sym, None)
+        if entry is None:
+            continue
+        direction = 1 if entry["side"] == "buy" else -1
+        fees = float(entry["fee"] + f["fee"])
+        rows.append(
+            {
+                "symbol": sym,
+                "direction": direction,
+                "entry_time": entry["timestamp"],
+                "exit_time": f["timestamp"],
+                "entry_price": float(entry["price"]),
+                "exit_price": float(f["price"]),
+                "quantity": float(entry["quantity"]),
+                "pnl": float(f["realized_pnl"]) - fees - float(f["funding"]),
+                "fees": fees,
+                "funding": float(f["funding"]),
+                "exit_kind": f["kind"],
+            }
+        )
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
+    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
+
+
+@dataclass
+class BacktestResult:
+    """Everything one account produced in one replay."""
+
+    agent: str
+    equity: pd.Series
+    fills: pd.DataFrame
+    exposure: pd.Series
+    initial_cash: float
+    verdicts: list[RiskVerdict] = field(default_factory=list)
+    fill_rejections: list[Any] = field(default_factory=list)
+    open_positions: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    _trades: pd.DataFrame | None = None
+    _metrics: dict[str, Any] | None = None
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        if self._trades is None:
+            self._trades = trades_from_fills(self.fills)
+        return self._trades
+
+    @property
+    def final_equity(self) -> float:
+        return float(self.equity.iloc[-1]) if len(self.equity) else self.initial_cash
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        if self._metrics is None:
+            from arena_lib.engine.metrics import summarize
+
+            notional = float((self.fills["quantity"] * self.fills["price"]).abs().sum()) if len(self.fills) else 0.0
+            self._metrics = summarize(self.equity, self.trades, fills_notional_total=notional,
+                                      exposure=self.exposure)
+        return self._metrics
+
+    def rejections(self) -> pd.DataFrame:
+        """Risk rejections and clamps with their reasons (the audit trail of the RiskEngine)."""
+        rows = [
+            {"symbol": v.decision.symbol, "action": v.decision.action.value, "approved": v.approved,
+             "reasons": "; ".join(v.reasons)}
+            for v in self.verdicts
+            if v.reasons
+        ]
+        return pd.DataFrame(rows, columns=["symbol", "action", "approved", "reasons"])
+
+
+def equity_series(values: np.ndarray, close_times: pd.DatetimeIndex, name: str) -> pd.Series:
+    return pd.Series(values, index=close_times, name=name, dtype=np.float64)

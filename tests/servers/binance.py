@@ -1,0 +1,311 @@
+"""A loopback HTTP server that speaks Binance's public spot REST API, for offline tests of the real ccxt code.
+
+FIXTURE DATA: every candle served here comes from the bundled real sample (``data/sample/``, real Binance bars);
+nothing is synthesized. Fields of the kline array that the sample does not hold (quote volume, trade count,
+taker-buy volumes) are sent as ``"0"``/``0``, and ``/api/v3/exchangeInfo`` is a minimal payload in Binance's shape
+for BTCUSDT and ETHUSDT (filters as Binance published them for these pairs). The bar that contains the server's
+"now" is served with the sample's final values, where the live API would show a partial bar.
+
+Endpoints (paths, parameters and error bodies as Binance documents them):
+- ``GET /api/v3/ping`` -> ``{}``; ``GET /api/v3/time`` -> ``{"serverTime": now}``
+- ``GET /api/v3/exchangeInfo`` -> timezone, serverTime, rateLimits, exchangeFilters, symbols
+- ``GET /api/v3/klines?symbol&interval[&startTime][&endTime][&limit]`` -> at most ``limit`` (default 500, max
+  1000) bars by open time ascending: from ``startTime`` when given, else the latest ones up to ``endTime``/now.
+  Only intervals present in the sample (1h, 1d) are served; others answer ``-1120 Invalid interval``.
+- unknown symbol: HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``
+
+Test controls: ``fail_next`` (answer the next N requests with 503/429/..), ``timeout_next`` (hold them longer
+than the client waits), ``delist`` (a symbol disappears after clients loaded markets), ``requests`` (count per
+path) and ``request_log`` (path and query of each request).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from arena_lib.data.sample import sample_dir
+
+INTERVAL_MS = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+}
+
+# Per-pair exchange filters in Binance's exchangeInfo shape (values as published for these pairs).
+_PAIRS: dict[str, dict[str, Any]] = {
+    "BTCUSDT": {"base": "BTC", "tick": "0.01000000", "step": "0.00001000", "min_qty": "0.00001000", "max_qty": "9000.00000000", "market_max": "76.55253826"},
+    "ETHUSDT": {"base": "ETH", "tick": "0.01000000", "step": "0.00010000", "min_qty": "0.00010000", "max_qty": "9000.00000000", "market_max": "2163.76813229"},
+}
+
+
+def _symbol_info(symbol: str) -> dict[str, Any]:
+    pair = _PAIRS[symbol]
+    return {
+        "symbol": symbol,
+        "status": "TRADING",
+        "baseAsset": pair["base"],
+        "baseAssetPrecision": 8,
+        "quoteAsset": "USDT",
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "otoAllowed": True,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": True,
+        "cancelReplaceAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": True,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": pair["tick"], "maxPrice": "1000000.00000000", "tickSize": pair["tick"]},
+            {"filterType": "LOT_SIZE", "minQty": pair["min_qty"], "maxQty": pair["max_qty"], "stepSize": pair["step"]},
+            {"filterType": "ICEBERG_PARTS", "limit": 10},
+            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": pair["market_max"], "stepSize": "0.00000000"},
+            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
+            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
+            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True, "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT", "MARGIN"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
+
+
+@dataclass
+class _Failure:
+    status: int  # HTTP status to answer, or 0 for "hold the request for delay_s, then answer normally"
+    path: str | None
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One symbol/interval of sample candles: open times (ms) and the kline rows Binance would send."""
+
+    open_ms: np.ndarray
+    rows: list[list[Any]]
+
+
+@functools.lru_cache(maxsize=16)
+def _load_series(path: Path, interval_ms: int) -> _Series:
+    """Kline rows for one sample file; cached, so starting a fresh server per test costs little."""
+    frame = pd.read_parquet(path)
+    open_ms = frame.index.as_unit("ms").asi8.astype(np.int64)
+    rows = [
+        [int(t), f"{o:.8f}", f"{h:.8f}", f"{lo:.8f}", f"{c:.8f}", f"{v:.8f}", int(t) + interval_ms - 1, "0", 0, "0", "0", "0"]
+        for t, o, h, lo, c, v in zip(
+            open_ms, frame["open"], frame["high"], frame["low"], frame["close"], frame["volume"], strict=True
+        )
+    ]
+    return _Series(open_ms=open_ms, rows=rows)
+
+
+class BinanceSpotServer:
+    """Binance spot REST on ``http://127.0.0.1:<port>``; use as a context manager (``with ... as server``)."""
+
+    def __init__(self, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), now_ms: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._failures: list[_Failure] = []
+        self.requests: Counter[str] = Counter()
+        self.request_log: list[tuple[str, dict[str, str]]] = []
+        self.listed = list(symbols)
+        self.delisted: set[str] = set()
+        self._data: dict[tuple[str, str], _Series] = {}
+        folder = sample_dir()
+        for symbol in symbols:
+            base = _PAIRS[symbol]["base"]
+            for interval in ("1h", "1d"):
+                path = folder / f"binance_{base}-USDT_{interval}.parquet"
+                if path.is_file():
+                    self._data[(symbol, interval)] = _load_series(path, INTERVAL_MS[interval])
+        if now_ms is None:  # default: half way through the last sample hour, so that bar is still open
+            last = max(int(s.open_ms[-1]) for (_, iv), s in self._data.items() if iv == "1h")
+            now_ms = last + INTERVAL_MS["1h"] // 2
+        self.now_ms = now_ms
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._httpd.block_on_close = False
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="binance-loopback", daemon=True)
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> BinanceSpotServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> BinanceSpotServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ---- test controls ---------------------------------------------------------------------------------------
+    def fail_next(self, count: int, status: int = 503, path: str | None = None) -> None:
+        """Answer the next ``count`` requests (to ``path``, or any path) with HTTP ``status``."""
+        with self._lock:
+            self._failures.extend(_Failure(status, path) for _ in range(count))
+
+    def timeout_next(self, count: int, delay_s: float, path: str | None = None) -> None:
+        """Hold the next ``count`` requests for ``delay_s`` seconds before answering (client-side timeouts)."""
+        with self._lock:
+            self._failures.extend(_Failure(0, path, delay_s) for _ in range(count))
+
+    def delist(self, symbol: str) -> None:
+        """Make ``symbol`` unknown from now on, as after a delisting that clients' cached markets do not know."""
+        with self._lock:
+            self.delisted.add(symbol)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.request_log.clear()
+
+    # ---- request handling ------------------------------------------------------------------------------------
+    def _take_failure(self, path: str) -> _Failure | None:
+        with self._lock:
+            for i, failure in enumerate(self._failures):
+                if failure.path is None or failure.path == path:
+                    return self._failures.pop(i)
+        return None
+
+    def _route(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
+        if path == "/api/v3/ping":
+            return 200, {}
+        if path == "/api/v3/time":
+            return 200, {"serverTime": self.now_ms}
+        if path == "/api/v3/exchangeInfo":
+            return 200, self._exchange_info()
+        if path == "/api/v3/klines":
+            return self._klines(query)
+        return 404, None
+
+    def _exchange_info(self) -> dict[str, Any]:
+        with self._lock:
+            symbols = [s for s in self.listed if s not in self.delisted]
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now_ms,
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
+                {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": 200000},
+                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
+            ],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(s) for s in symbols],
+        }
+
+    def _klines(self, query: dict[str, str]) -> tuple[int, Any]:
+        for name in ("symbol", "interval"):
+            if not query.get(name):
+                return 400, {"code": -1102, "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."}
+        symbol, interval = query["symbol"], query["interval"]
+        if symbol not in self.listed or symbol in self.delisted:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        series = self._data.get((symbol, interval))
+        if interval not in INTERVAL_MS or series is None:
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        try:
+            limit = int(query.get("limit", "500"))
+            start = int(query["startTime"]) if "startTime" in query else None
+            end = int(query["endTime"]) if "endTime" in query else None
+        except ValueError:
+            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        if not 1 <= limit <= 1000:
+            return 400, {"code": -1130, "msg": "Invalid data sent for a parameter."}
+        if start is not None and end is not None and start > end:
+            return 400, {"code": -1023, "msg": "Start time is greater than end time."}
+        # Bars that have opened by the server's now exist; later ones do not yet.
+        hi_time = self.now_ms if end is None else min(end, self.now_ms)
+        hi = int(np.searchsorted(series.open_ms, hi_time, side="right"))
+        if start is not None:
+            lo = int(np.searchsorted(series.open_ms, start, side="left"))
+            return 200, series.rows[lo : min(hi, lo + limit)]
+        return 200, series.rows[max(0, hi - limit) : hi]
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+                with server._lock:
+                    server.requests[parts.path] += 1
+                    server.request_log.append((parts.path, query))
+                failure = server._take_failure(parts.path)
+                if failure is not None and failure.status == 0:
+                    time.sleep(failure.delay_s)
+                elif failure is not None:
+                    self._send_failure(failure.status)
+                    return
+                status, payload = server._route(parts.path, query)
+                if payload is None:
+                    self._send(status, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
+                    return
+                self._send(status, json.dumps(payload, separators=(",", ":")).encode(), "application/json;charset=UTF-8")
+
+            def _send_failure(self, status: int) -> None:
+                if status == 429:
+                    body = {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the websocket for live updates to avoid bans."}
+                    self._send(status, json.dumps(body).encode(), "application/json;charset=UTF-8", {"Retry-After": "1"})
+                else:
+                    self._send(status, b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html")
+
+            def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("x-mbx-used-weight-1m", str(server.requests[urlsplit(self.path).path]))
+                    for key, value in (extra or {}).items():
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+                    pass
+
+        return Handler
