@@ -79,9 +79,12 @@ class BacktestConfig(_Frozen):
     def _start_before_end(self) -> BacktestConfig:
         import pandas as pd
 
-        if self.start is not None and self.end is not None:
-            if pd.Timestamp(self.start, tz="UTC") >= pd.Timestamp(self.end, tz="UTC"):
-                raise ValueError(f"start {self.start} must be before end {self.end}")
+        if (
+            self.start is not None
+            and self.end is not None
+            and pd.Timestamp(self.start, tz="UTC") >= pd.Timestamp(self.end, tz="UTC")
+        ):
+            raise ValueError(f"start {self.start} must be before end {self.end}")
         return self
 
     def spec_hash(self) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What an agent wants to do with one symbol this round."""
 
     ENTER_LONG = "enter_long"
@@ -21,7 +21,7 @@ class Action(str, Enum):
     CLOSE = "close"
 
 
-class SizeUnit(str, Enum):
+class SizeUnit(StrEnum):
     """How `Decision.size` is measured.
 
     FRACTION is the fraction of account equity committed to the position (margin plus the entry fee), so
@@ -35,12 +35,12 @@ class SizeUnit(str, Enum):
     NOTIONAL = "notional"
 
 
-class OrderSide(str, Enum):
+class OrderSide(StrEnum):
     BUY = "buy"
     SELL = "sell"
 
 
-class FillKind(str, Enum):
+class FillKind(StrEnum):
     """Why a fill happened; the engine, not the agent, creates the exit kinds."""
 
     ENTRY = "entry"

@@ -88,8 +88,9 @@ def decision_from_target(
     if want == current_direction:
         return None
     action = Action.ENTER_LONG if want > 0 else Action.ENTER_SHORT
-    return Decision(symbol, action, size=abs(target), leverage=leverage, stop_loss=stop_loss,
-                    take_profit=take_profit, reason=reason)
+    return Decision(
+        symbol, action, size=abs(target), leverage=leverage, stop_loss=stop_loss, take_profit=take_profit, reason=reason
+    )
 
 
 class TargetAgent:
@@ -103,8 +104,9 @@ class TargetAgent:
     name: str = "target"
     lookback: int = 1  # closes needed by target_now
 
-    def __init__(self, fraction: float = 1.0, leverage: float = 1.0, stop_loss_pct: float = 0.0,
-                 take_profit_pct: float = 0.0) -> None:
+    def __init__(
+        self, fraction: float = 1.0, leverage: float = 1.0, stop_loss_pct: float = 0.0, take_profit_pct: float = 0.0
+    ) -> None:
         self.fraction = float(fraction)
         self.leverage = float(leverage)
         self.stop_loss_pct = float(stop_loss_pct)

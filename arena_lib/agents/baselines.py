@@ -85,8 +85,7 @@ class Momentum(TargetAgent):
 
     name = "momentum"
 
-    def __init__(self, window: int = 168, threshold: float = 0.0, allow_short: bool = False,
-                 **kwargs: float) -> None:
+    def __init__(self, window: int = 168, threshold: float = 0.0, allow_short: bool = False, **kwargs: float) -> None:
         super().__init__(**kwargs)
         if window < 1:
             raise ValueError(f"momentum needs window >= 1, got {window}")
@@ -121,11 +120,14 @@ class MeanReversion(TargetAgent):
 
     name = "mean_reversion"
 
-    def __init__(self, window: int = 48, entry_z: float = 2.0, exit_z: float = 0.0, allow_short: bool = False,
-                 **kwargs: float) -> None:
+    def __init__(
+        self, window: int = 48, entry_z: float = 2.0, exit_z: float = 0.0, allow_short: bool = False, **kwargs: float
+    ) -> None:
         super().__init__(**kwargs)
         if window < 2 or entry_z <= exit_z:
-            raise ValueError(f"mean_reversion needs window >= 2 and entry_z > exit_z, got {window}, {entry_z}, {exit_z}")
+            raise ValueError(
+                f"mean_reversion needs window >= 2 and entry_z > exit_z, got {window}, {entry_z}, {exit_z}"
+            )
         self.window, self.entry_z, self.exit_z = int(window), float(entry_z), float(exit_z)
         self.allow_short = bool(allow_short)
         self.lookback = self.window

@@ -11,6 +11,7 @@ ccxt is imported lazily: ``import arena_lib.data`` stays cheap.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -78,7 +79,9 @@ def make_exchange(exchange_id: str, urls_override: dict[str, Any] | None = None,
     import ccxt
 
     if exchange_id not in ccxt.exchanges:
-        raise DataSourceError(f"unknown exchange id {exchange_id!r}; see ccxt.exchanges for the {len(ccxt.exchanges)} supported ids")
+        raise DataSourceError(
+            f"unknown exchange id {exchange_id!r}; see ccxt.exchanges for the {len(ccxt.exchanges)} supported ids"
+        )
     config: dict[str, Any] = {"enableRateLimit": True, **options}
     exchange: Exchange = getattr(ccxt, exchange_id)(config)
     if urls_override:
@@ -159,8 +162,11 @@ def fetch_ohlcv(
     cursor = start
     while cursor <= last_open:
         page_since = cursor
+        request = functools.partial(
+            exchange.fetch_ohlcv, symbol, timeframe, since=page_since, limit=limit, params=dict(params)
+        )
         batch: list[list[Any]] = _with_retries(
-            lambda: exchange.fetch_ohlcv(symbol, timeframe, since=page_since, limit=limit, params=dict(params)),
+            request,
             what,
             max_retries,
             backoff_s,
@@ -208,7 +214,9 @@ class OhlcvCache:
         path = self.path(exchange_id, symbol, timeframe)
         if not path.is_file():
             cached = ", ".join(self.entries()) or "nothing yet"
-            raise DataNotFoundError(f"no cached {exchange_id} {symbol} {timeframe} bars in {self.root}; cached: {cached}")
+            raise DataNotFoundError(
+                f"no cached {exchange_id} {symbol} {timeframe} bars in {self.root}; cached: {cached}"
+            )
         return load_ohlcv(path)
 
     def update(
@@ -235,12 +243,16 @@ class OhlcvCache:
             cached = load_ohlcv(path)
             parts.append(cached)
         if parts and len(parts[0]):
-            first_ms = int(parts[0].index.as_unit("ms").asi8.min())
-            last_ms = int(parts[0].index.as_unit("ms").asi8.max())
+            cached_ns = pd.DatetimeIndex(parts[0].index).as_unit("ns").asi8
+            first_ms, last_ms = int(cached_ns.min()) // 1_000_000, int(cached_ns.max()) // 1_000_000
             if since_ms < first_ms:
-                parts.insert(0, fetch_ohlcv(exchange, symbol, timeframe, since_ms, first_ms, now_ms=now, **fetch_options))
+                parts.insert(
+                    0, fetch_ohlcv(exchange, symbol, timeframe, since_ms, first_ms, now_ms=now, **fetch_options)
+                )
             parts.append(
-                fetch_ohlcv(exchange, symbol, timeframe, max(since_ms, last_ms + step), until, now_ms=now, **fetch_options)
+                fetch_ohlcv(
+                    exchange, symbol, timeframe, max(since_ms, last_ms + step), until, now_ms=now, **fetch_options
+                )
             )
         else:
             parts.append(fetch_ohlcv(exchange, symbol, timeframe, since_ms, until, now_ms=now, **fetch_options))

@@ -15,15 +15,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from arena_lib.data.resample import timeframe_to_ns
+
 OHLCV = ("open", "high", "low", "close", "volume")
-
-
-def timeframe_ns(timeframe: str) -> int:
-    """Duration of a ccxt-style timeframe (`1m`, `15m`, `1h`, `4h`, `1d`, `1w`) in nanoseconds."""
-    units = {"m": "min", "h": "h", "d": "D", "w": "W"}
-    if len(timeframe) < 2 or timeframe[-1] not in units or not timeframe[:-1].isdigit():
-        raise ValueError(f"unknown timeframe {timeframe!r}: use forms like 1m, 15m, 1h, 4h, 1d, 1w")
-    return int(pd.Timedelta(int(timeframe[:-1]), unit=units[timeframe[-1]]).value)
 
 
 @dataclass(frozen=True)
@@ -69,7 +63,7 @@ class MarketData:
         """Align per-symbol OHLCV frames (UTC DatetimeIndex of bar open times) on the union of their times."""
         if not frames:
             raise ValueError("MarketData needs at least one symbol")
-        bar_ns = timeframe_ns(timeframe)
+        bar_ns = timeframe_to_ns(timeframe)
         symbols = tuple(frames)
         series: dict[str, SymbolSeries] = {}
         for sym, df in frames.items():
@@ -85,7 +79,9 @@ class MarketData:
                 raise ValueError(f"{sym}: index must be strictly increasing (run the quality checks first)")
             t = idx.as_unit("ns").asi8
             cols = {c: np.ascontiguousarray(df[c].to_numpy(dtype=np.float64)) for c in OHLCV}
-            series[sym] = SymbolSeries(sym, df, t, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"])
+            series[sym] = SymbolSeries(
+                sym, df, t, cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"]
+            )
         times = np.unique(np.concatenate([s.times for s in series.values()]))
         n, m = len(times), len(symbols)
         arrays = {c: np.full((n, m), np.nan) for c in OHLCV}

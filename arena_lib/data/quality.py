@@ -12,6 +12,7 @@ the frame unusable until fixed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -164,7 +165,7 @@ class _Collector:
         ts = self.timestamp(row) if row is not None else None
         self.issues.append(QualityIssue(kind, severity, row, ts, detail))
 
-    def add_mask(self, kind: str, mask: np.ndarray, detail: object) -> None:
+    def add_mask(self, kind: str, mask: np.ndarray, detail: str | Callable[[int], str]) -> None:
         """Add one error per true row; ``detail`` is a string or a callable(row) -> string."""
         for row in np.flatnonzero(mask):
             text = detail(int(row)) if callable(detail) else str(detail)
@@ -188,8 +189,8 @@ def check_ohlcv(df: pd.DataFrame, timeframe: str | None = None) -> QualityReport
         )
         report = QualityReport(rows=rows, timeframe=timeframe)
         report.issues.append(QualityIssue(BAD_INDEX, "error", None, None, detail))
-        for col in missing:
-            report.issues.append(QualityIssue(MISSING_COLUMN, "error", None, None, f"column {col!r} is missing"))
+        for name in missing:
+            report.issues.append(QualityIssue(MISSING_COLUMN, "error", None, None, f"column {name!r} is missing"))
         return report
 
     utc_index = index.tz_convert("UTC").as_unit("ns")
@@ -198,23 +199,30 @@ def check_ohlcv(df: pd.DataFrame, timeframe: str | None = None) -> QualityReport
     if timeframe is None:
         timeframe = infer_timeframe(utc_index[valid_time])
     report = QualityReport(rows=rows, timeframe=timeframe)
-    col = _Collector(stamps, valid_time)
+    collector = _Collector(stamps, valid_time)
 
     for name in missing:
-        col.add(MISSING_COLUMN, "error", None, f"column {name!r} is missing; expected {list(OHLCV_COLUMNS)}")
+        collector.add(MISSING_COLUMN, "error", None, f"column {name!r} is missing; expected {list(OHLCV_COLUMNS)}")
     if rows == 0:
-        col.add(EMPTY, "warning", None, "frame has no rows")
-        report.issues = col.issues
+        collector.add(EMPTY, "warning", None, "frame has no rows")
+        report.issues = collector.issues
         return report
 
-    col.add_mask(NAT, ~valid_time, "timestamp is missing (NaT)")
-    _check_values(df, col, [c for c in OHLCV_COLUMNS if c in df.columns])
-    _check_time(report, col, timeframe)
-    report.issues = col.issues
+    collector.add_mask(NAT, ~valid_time, "timestamp is missing (NaT)")
+    _check_values(df, collector, [c for c in OHLCV_COLUMNS if c in df.columns])
+    _check_time(report, collector, timeframe)
+    report.issues = collector.issues
     return report
 
 
-def _check_values(df: pd.DataFrame, col: _Collector, present: list[str]) -> None:
+def _outside_detail(name: str, v: np.ndarray, low: np.ndarray, high: np.ndarray) -> Callable[[int], str]:
+    def detail(r: int) -> str:
+        return f"{name} {v[r]:g} outside [low {low[r]:g}, high {high[r]:g}]"
+
+    return detail
+
+
+def _check_values(df: pd.DataFrame, collector: _Collector, present: list[str]) -> None:
     values = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64) for c in present}
     if present:
         matrix = np.column_stack([values[c] for c in present])
@@ -224,7 +232,7 @@ def _check_values(df: pd.DataFrame, col: _Collector, present: list[str]) -> None
             cols = [present[j] for j in np.flatnonzero(nan[row])]
             return f"NaN or non-numeric value in {', '.join(cols)}"
 
-        col.add_mask(NAN, nan.any(axis=1), nan_detail)
+        collector.add_mask(NAN, np.asarray(nan.any(axis=1)), nan_detail)
 
     prices = [c for c in ("open", "high", "low", "close") if c in values]
     if prices:
@@ -236,24 +244,24 @@ def _check_values(df: pd.DataFrame, col: _Collector, present: list[str]) -> None
                 " (prices must be > 0)"
             )
 
-        col.add_mask(NONPOSITIVE_PRICE, bad_price.any(axis=1), price_detail)
+        collector.add_mask(NONPOSITIVE_PRICE, np.asarray(bad_price.any(axis=1)), price_detail)
 
     if "high" in values and "low" in values:
         high, low = values["high"], values["low"]
-        col.add_mask(HIGH_BELOW_LOW, high < low, lambda r: f"high {high[r]:g} < low {low[r]:g}")
+        collector.add_mask(HIGH_BELOW_LOW, high < low, lambda r: f"high {high[r]:g} < low {low[r]:g}")
         for name, kind in (("open", OPEN_OUTSIDE_RANGE), ("close", CLOSE_OUTSIDE_RANGE)):
             if name in values:
                 v = values[name]
                 outside = ((v < low) | (v > high)) & ~(high < low)
-                col.add_mask(kind, outside, lambda r, v=v, n=name: f"{n} {v[r]:g} outside [low {low[r]:g}, high {high[r]:g}]")
+                collector.add_mask(kind, outside, _outside_detail(name, v, low, high))
 
     if "volume" in values:
         volume = values["volume"]
-        col.add_mask(NEGATIVE_VOLUME, volume < 0, lambda r: f"volume {volume[r]:g} < 0")
+        collector.add_mask(NEGATIVE_VOLUME, volume < 0, lambda r: f"volume {volume[r]:g} < 0")
 
 
-def _check_time(report: QualityReport, col: _Collector, timeframe: str | None) -> None:
-    stamps, valid = col.stamps, col.valid_time
+def _check_time(report: QualityReport, collector: _Collector, timeframe: str | None) -> None:
+    stamps, valid = collector.stamps, collector.valid_time
     positions = np.flatnonzero(valid)
     s = stamps[positions]
     if len(s) == 0:
@@ -264,24 +272,26 @@ def _check_time(report: QualityReport, col: _Collector, timeframe: str | None) -
     first_pos = positions[first_idx[inverse]]
     dup = first_pos != positions
     for k in np.flatnonzero(dup):
-        col.add(DUPLICATE, "error", int(positions[k]), f"same timestamp as row {int(first_pos[k])}")
+        collector.add(DUPLICATE, "error", int(positions[k]), f"same timestamp as row {int(first_pos[k])}")
 
     # Out of order: a row whose timestamp is earlier than the row before it.
     if len(s) > 1:
         back = np.flatnonzero(s[1:] < s[:-1]) + 1
         for k in back:
             prev = pd.Timestamp(int(s[k - 1]), unit="ns", tz="UTC")
-            col.add(OUT_OF_ORDER, "error", int(positions[k]), f"earlier than the previous row ({prev.isoformat()})")
+            collector.add(
+                OUT_OF_ORDER, "error", int(positions[k]), f"earlier than the previous row ({prev.isoformat()})"
+            )
 
     if timeframe is None:
         if len(s) > 1:
-            col.add(TIMEFRAME_UNKNOWN, "warning", None, "timeframe unknown: gap and boundary checks skipped")
+            collector.add(TIMEFRAME_UNKNOWN, "warning", None, "timeframe unknown: gap and boundary checks skipped")
         return
     step = timeframe_to_ns(timeframe)
     origin = timeframe_origin_ns(timeframe)
     off = (s - origin) % step != 0
     for k in np.flatnonzero(off):
-        col.add(OFF_BOUNDARY, "error", int(positions[k]), f"not on a {timeframe} bar boundary")
+        collector.add(OFF_BOUNDARY, "error", int(positions[k]), f"not on a {timeframe} bar boundary")
 
     # Gaps: measured on the sorted, de-duplicated timestamps so that disorder does not fake or hide a gap.
     order = np.argsort(s, kind="stable")
@@ -297,4 +307,6 @@ def _check_time(report: QualityReport, col: _Collector, timeframe: str | None) -
         end = pd.Timestamp(int(uniq[k] + missing * step), unit="ns", tz="UTC")
         row = int(uniq_pos[k + 1])
         report.gaps.append(Gap(start=start, end=end, missing=missing, row=row))
-        col.add(GAP, "warning", row, f"{missing} missing {timeframe} bars {start.isoformat()} -> {end.isoformat()}")
+        collector.add(
+            GAP, "warning", row, f"{missing} missing {timeframe} bars {start.isoformat()} -> {end.isoformat()}"
+        )

@@ -21,14 +21,16 @@ import pandas as pd
 
 from arena_lib.data.errors import DataNotFoundError
 from arena_lib.data.loader import load_checked, load_funding
-from arena_lib.data.resample import TimeLike, to_utc_timestamp
+from arena_lib.data.resample import TimeLike, timeframe_to_ns, to_utc_timestamp
 
 ENV_VAR = "ARENA_DATA_DIR"
 DEFAULT_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 EXCHANGE = "binance"
 FUNDING_EXCHANGE = "binance-usdm"
 DEFAULT_QUOTE = "USDT"
-_OHLCV_FILE = re.compile(r"^(?P<exchange>[a-z0-9-]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_(?P<tf>\d+[smhdw])\.parquet$")
+_OHLCV_FILE = re.compile(
+    r"^(?P<exchange>[a-z0-9-]+)_(?P<base>[A-Z0-9]+)-(?P<quote>[A-Z0-9]+)_(?P<tf>\d+[smhdw])\.parquet$"
+)
 
 
 def sample_dir() -> Path:
@@ -74,8 +76,6 @@ def _ohlcv_files(folder: Path) -> dict[tuple[str, str], Path]:
 
 def available_timeframes() -> list[str]:
     """Timeframes with at least one sample file, shortest first."""
-    from arena_lib.data.resample import timeframe_to_ns
-
     return sorted({tf for _, tf in _ohlcv_files(sample_dir())}, key=timeframe_to_ns)
 
 

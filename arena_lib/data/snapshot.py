@@ -86,8 +86,9 @@ class MarketSnapshot:
         if p < 0:
             raise LookupError(f"{symbol} has no bar at or before {self.timestamp}")
         s = self.market.series[symbol]
-        return Bar(int(s.times[p]), float(s.open[p]), float(s.high[p]), float(s.low[p]), float(s.close[p]),
-                   float(s.volume[p]))
+        return Bar(
+            int(s.times[p]), float(s.open[p]), float(s.high[p]), float(s.low[p]), float(s.close[p]), float(s.volume[p])
+        )
 
     def ohlcv(self, symbol: str, n: int | None = None) -> pd.DataFrame:
         """Closed bars of `symbol` as a DataFrame (UTC index of open times), the last `n` or all."""

@@ -91,8 +91,15 @@ class SimBroker:
                 continue
             stop = math.nan if pos.stop_loss is None else pos.stop_loss
             take = math.nan if pos.take_profit is None else pos.take_profit
-            kind, trigger = rules.intrabar_exit(pos.direction, float(m.open[i, j]), float(m.high[i, j]),
-                                                float(m.low[i, j]), stop, take, pos.liquidation_price)
+            kind, trigger = rules.intrabar_exit(
+                pos.direction,
+                float(m.open[i, j]),
+                float(m.high[i, j]),
+                float(m.low[i, j]),
+                stop,
+                take,
+                pos.liquidation_price,
+            )
             if kind == rules.EXIT_NONE:
                 continue
             side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
@@ -100,8 +107,21 @@ class SimBroker:
             oid = f"{sym}:{t}:{kind}"
             if kind == rules.EXIT_LIQUIDATION:
                 pf, pnl = liquidate_position(pf, sym)
-                fills.append(Fill(oid, sym, t, side, qty, trigger, 0.0, FillKind.LIQUIDATION, pnl,
-                                  pos.funding_paid, "isolated margin lost"))
+                fills.append(
+                    Fill(
+                        oid,
+                        sym,
+                        t,
+                        side,
+                        qty,
+                        trigger,
+                        0.0,
+                        FillKind.LIQUIDATION,
+                        pnl,
+                        pos.funding_paid,
+                        "isolated margin lost",
+                    )
+                )
                 continue
             price = trigger
             if kind == rules.EXIT_STOP:
@@ -117,8 +137,9 @@ class SimBroker:
         """Queue an order for the next bar's open; a newer order for the same symbol replaces an unfilled one."""
         self.pending[self._index[order.symbol]] = order
 
-    def execute(self, order: Order, j: int, price: float, t: int, pf: Portfolio, marks: list[float],
-                fills: list[Fill]) -> Portfolio:
+    def execute(
+        self, order: Order, j: int, price: float, t: int, pf: Portfolio, marks: list[float], fills: list[Fill]
+    ) -> Portfolio:
         """Fill `order` at reference `price` now: close what it reverses or closes, then enter."""
         sym = order.symbol
         pos = pf.positions.get(sym)
@@ -130,8 +151,20 @@ class SimBroker:
             px = rules.market_fill_price(price, side, slip)
             fee = qty * px * self._fee
             pf, pnl = close_position(pf, sym, px, fee)
-            fills.append(Fill(order.order_id, sym, t, OrderSide.BUY if side > 0 else OrderSide.SELL, qty, px, fee,
-                              FillKind.EXIT, pnl, pos.funding_paid))
+            fills.append(
+                Fill(
+                    order.order_id,
+                    sym,
+                    t,
+                    OrderSide.BUY if side > 0 else OrderSide.SELL,
+                    qty,
+                    px,
+                    fee,
+                    FillKind.EXIT,
+                    pnl,
+                    pos.funding_paid,
+                )
+            )
         direction = order.direction
         if direction == 0 or sym in pf.positions:
             return pf
@@ -160,6 +193,19 @@ class SimBroker:
             entry_fee=fee,
         )
         pf = open_position(pf, position, fee)
-        fills.append(Fill(order.order_id, sym, t, OrderSide.BUY if direction > 0 else OrderSide.SELL, qty, px, fee,
-                          FillKind.ENTRY, 0.0, 0.0, rules.describe_caps(flags)))
+        fills.append(
+            Fill(
+                order.order_id,
+                sym,
+                t,
+                OrderSide.BUY if direction > 0 else OrderSide.SELL,
+                qty,
+                px,
+                fee,
+                FillKind.ENTRY,
+                0.0,
+                0.0,
+                rules.describe_caps(flags),
+            )
+        )
         return pf

@@ -24,14 +24,33 @@ from arena_lib.engine.results import FILL_COLUMNS, BacktestResult, equity_series
 F_BAR, F_SYM, F_SIDE, F_QTY, F_PRICE, F_FEE, F_KIND, F_PNL, F_FUNDING, F_FLAGS, F_AT_CLOSE, F_ORIGIN = range(12)
 N_FIELDS = 12
 KIND_ENTRY, KIND_EXIT, KIND_STOP, KIND_TP, KIND_LIQ = 0, 1, 2, 3, 4
-_KIND_NAMES = {KIND_ENTRY: "entry", KIND_EXIT: "exit", KIND_STOP: "stop_loss", KIND_TP: "take_profit",
-               KIND_LIQ: "liquidation"}
+_KIND_NAMES = {
+    KIND_ENTRY: "entry",
+    KIND_EXIT: "exit",
+    KIND_STOP: "stop_loss",
+    KIND_TP: "take_profit",
+    KIND_LIQ: "liquidation",
+}
 _EXIT_TO_KIND = {rules.EXIT_STOP: KIND_STOP, rules.EXIT_TAKE_PROFIT: KIND_TP, rules.EXIT_LIQUIDATION: KIND_LIQ}
 
 
 @njit(cache=True)
-def _record(buf: np.ndarray, k: int, bar: float, sym: float, side: float, qty: float, price: float, fee: float,
-            kind: float, pnl: float, funding: float, flags: float, at_close: float, origin: float) -> np.ndarray:
+def _record(
+    buf: np.ndarray,
+    k: int,
+    bar: float,
+    sym: float,
+    side: float,
+    qty: float,
+    price: float,
+    fee: float,
+    kind: float,
+    pnl: float,
+    funding: float,
+    flags: float,
+    at_close: float,
+    origin: float,
+) -> np.ndarray:
     """Write fill record `k`, doubling the buffer when it is full."""
     if k >= buf.shape[0]:
         bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
@@ -55,10 +74,28 @@ def _equity(cash: float, qty: np.ndarray, margin: np.ndarray, entry: np.ndarray,
 
 @njit(cache=True)
 def simulate(
-    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray,
-    has_bar: np.ndarray, funding: np.ndarray, target: np.ndarray, stop_in: np.ndarray, tp_in: np.ndarray,
-    leverage_in: float, cash0: float, fee_rate: float, slip_bps: float, impact: float, mmr: float,
-    max_lev: float, max_pos: float, max_gross: float, min_free: float, allow_reversal: bool, fill_at_close: bool,
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    volume: np.ndarray,
+    has_bar: np.ndarray,
+    funding: np.ndarray,
+    target: np.ndarray,
+    stop_in: np.ndarray,
+    tp_in: np.ndarray,
+    leverage_in: float,
+    cash0: float,
+    fee_rate: float,
+    slip_bps: float,
+    impact: float,
+    mmr: float,
+    max_lev: float,
+    max_pos: float,
+    max_gross: float,
+    min_free: float,
+    allow_reversal: bool,
+    fill_at_close: bool,
 ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int]:
     """Simulate one account; returns (fill records, count, equity per bar, gross exposure per bar, rejections)."""
     n, m = close.shape
@@ -115,9 +152,37 @@ def simulate(
                 price = open_[i, j]
                 marks[j] = price
                 (buf, k, cash, rej) = _execute(
-                    buf, k, i, j, price, 0.0, p_dir[j], p_frac[j], p_lev[j], p_stop[j], p_tp[j], p_vol[j],
-                    p_origin[j], cash, qty, entry, margin, lev, liq, stop, tp, fund_acc, marks, fee_rate,
-                    slip_bps, impact, mmr, max_pos, max_gross, min_free)
+                    buf,
+                    k,
+                    i,
+                    j,
+                    price,
+                    0.0,
+                    p_dir[j],
+                    p_frac[j],
+                    p_lev[j],
+                    p_stop[j],
+                    p_tp[j],
+                    p_vol[j],
+                    p_origin[j],
+                    cash,
+                    qty,
+                    entry,
+                    margin,
+                    lev,
+                    liq,
+                    stop,
+                    tp,
+                    fund_acc,
+                    marks,
+                    fee_rate,
+                    slip_bps,
+                    impact,
+                    mmr,
+                    max_pos,
+                    max_gross,
+                    min_free,
+                )
                 rejected += rej
         # 3. intrabar exits
         for j in range(m):
@@ -175,9 +240,37 @@ def simulate(
                 for c in range(m):
                     marks[c] = close_marks[c]
                 (buf, k, cash, rej) = _execute(
-                    buf, k, i, j, close_marks[j], 1.0, want, frac, lev_used, stop_in[i, j], tp_in[i, j],
-                    volume[i, j], i, cash, qty, entry, margin, lev, liq, stop, tp, fund_acc, marks, fee_rate,
-                    slip_bps, impact, mmr, max_pos, max_gross, min_free)
+                    buf,
+                    k,
+                    i,
+                    j,
+                    close_marks[j],
+                    1.0,
+                    want,
+                    frac,
+                    lev_used,
+                    stop_in[i, j],
+                    tp_in[i, j],
+                    volume[i, j],
+                    i,
+                    cash,
+                    qty,
+                    entry,
+                    margin,
+                    lev,
+                    liq,
+                    stop,
+                    tp,
+                    fund_acc,
+                    marks,
+                    fee_rate,
+                    slip_bps,
+                    impact,
+                    mmr,
+                    max_pos,
+                    max_gross,
+                    min_free,
+                )
                 rejected += rej
             else:
                 p_on[j] = True
@@ -199,11 +292,36 @@ def simulate(
 
 @njit(cache=True)
 def _execute(
-    buf: np.ndarray, k: int, i: int, j: int, price: float, at_close: float, direction: int, frac: float,
-    lev_o: float, sl: float, tpv: float, vol: float, origin: int, cash: float, qty: np.ndarray,
-    entry: np.ndarray, margin: np.ndarray, lev: np.ndarray, liq: np.ndarray, stop: np.ndarray, tp: np.ndarray,
-    fund_acc: np.ndarray, marks: np.ndarray, fee_rate: float, slip_bps: float, impact: float, mmr: float,
-    max_pos: float, max_gross: float, min_free: float,
+    buf: np.ndarray,
+    k: int,
+    i: int,
+    j: int,
+    price: float,
+    at_close: float,
+    direction: int,
+    frac: float,
+    lev_o: float,
+    sl: float,
+    tpv: float,
+    vol: float,
+    origin: int,
+    cash: float,
+    qty: np.ndarray,
+    entry: np.ndarray,
+    margin: np.ndarray,
+    lev: np.ndarray,
+    liq: np.ndarray,
+    stop: np.ndarray,
+    tp: np.ndarray,
+    fund_acc: np.ndarray,
+    marks: np.ndarray,
+    fee_rate: float,
+    slip_bps: float,
+    impact: float,
+    mmr: float,
+    max_pos: float,
+    max_gross: float,
+    min_free: float,
 ) -> tuple[np.ndarray, int, float, int]:
     """Mirror of `SimBroker.execute`: close what the order closes or reverses, then enter."""
     if qty[j] != 0.0:
@@ -247,7 +365,9 @@ def _execute(
     return buf, k + 1, cash, 0
 
 
-def run_batch(agent: BatchAgent, market: MarketData, config: BacktestConfig, *, run_id: str = "replay") -> BacktestResult:
+def run_batch(
+    agent: BatchAgent, market: MarketData, config: BacktestConfig, *, run_id: str = "replay"
+) -> BacktestResult:
     """Run an agent's `decide_batch` targets through the kernel; same result shape as the step loop."""
     sig = agent.decide_batch(market)
     shape = market.close.shape
@@ -256,13 +376,28 @@ def run_batch(agent: BatchAgent, market: MarketData, config: BacktestConfig, *, 
     nan = np.full(shape, np.nan)
     c, ex, risk = config.costs, config.execution, config.risk
     buf, k, eq, gross, rejected = simulate(
-        market.open, market.high, market.low, market.close, market.volume, market.has_bar, market.funding,
+        market.open,
+        market.high,
+        market.low,
+        market.close,
+        market.volume,
+        market.has_bar,
+        market.funding,
         np.ascontiguousarray(sig.target, dtype=np.float64),
         nan if sig.stop_loss is None else np.ascontiguousarray(sig.stop_loss, dtype=np.float64),
         nan if sig.take_profit is None else np.ascontiguousarray(sig.take_profit, dtype=np.float64),
-        float(sig.leverage), ex.initial_cash, c.fee_rate, c.slippage_bps, c.impact_coef,
-        ex.maintenance_margin_rate, risk.max_leverage, risk.max_position_notional, risk.max_gross_exposure,
-        risk.min_free_margin, risk.allow_reversal, ex.fill == "close",
+        float(sig.leverage),
+        ex.initial_cash,
+        c.fee_rate,
+        c.slippage_bps,
+        c.impact_coef,
+        ex.maintenance_margin_rate,
+        risk.max_leverage,
+        risk.max_position_notional,
+        risk.max_gross_exposure,
+        risk.min_free_margin,
+        risk.allow_reversal,
+        ex.fill == "close",
     )
     close_times = market.close_times()
     return BacktestResult(
@@ -271,8 +406,13 @@ def run_batch(agent: BatchAgent, market: MarketData, config: BacktestConfig, *, 
         fills=_fills_frame(buf[:k], market, run_id, agent.name),
         exposure=equity_series(gross, close_times, "gross_exposure"),
         initial_cash=ex.initial_cash,
-        meta={"path": "batch", "run_id": run_id, "data_hash": market.fingerprint(), "spec": config.spec_hash(),
-              "fill_rejections": int(rejected)},
+        meta={
+            "path": "batch",
+            "run_id": run_id,
+            "data_hash": market.fingerprint(),
+            "spec": config.spec_hash(),
+            "fill_rejections": int(rejected),
+        },
     )
 
 

@@ -162,8 +162,9 @@ def _act(
         seen.add(d.symbol)
         j = index[d.symbol]
         eq = equity(pf, symbols, marks) if pf.positions else pf.cash
-        verdict = risk.review(d, AccountView(pf.cash, eq, acc.broker.config.execution.initial_cash, pf.positions),
-                              marks[j])
+        verdict = risk.review(
+            d, AccountView(pf.cash, eq, acc.broker.config.execution.initial_cash, pf.positions), marks[j]
+        )
         acc.verdicts.append(verdict)
         if not verdict.approved:
             continue

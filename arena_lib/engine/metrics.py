@@ -165,10 +165,7 @@ def infer_periods_per_year(index: pd.Index) -> float:
     if len(index) < 2:
         return math.nan
     if not isinstance(index, pd.DatetimeIndex):
-        msg = (
-            "cannot infer the bar interval from a non-DatetimeIndex; "
-            "pass periods_per_year explicitly"
-        )
+        msg = "cannot infer the bar interval from a non-DatetimeIndex; pass periods_per_year explicitly"
         raise TypeError(msg)
     spacing = pd.Series(index).diff().dropna().median()
     if not isinstance(spacing, pd.Timedelta) or spacing <= pd.Timedelta(0):
@@ -409,9 +406,7 @@ def avg_trade_duration(trades: pd.DataFrame) -> pd.Timedelta | None:
     """Mean holding time ``mean(exit_time - entry_time)``; ``None`` with no trades."""
     if len(trades) == 0:
         return None
-    held = pd.to_datetime(trades["exit_time"], utc=True) - pd.to_datetime(
-        trades["entry_time"], utc=True
-    )
+    held = pd.to_datetime(trades["exit_time"], utc=True) - pd.to_datetime(trades["entry_time"], utc=True)
     mean = held.mean()
     return mean if isinstance(mean, pd.Timedelta) else None
 
@@ -516,9 +511,7 @@ def summarize(
         "sortino": sortino(equity, ppy),
         "calmar": calmar(equity, ppy),
         "max_drawdown": max_drawdown(equity),
-        "max_drawdown_duration_days": (
-            math.nan if dd_duration is None else float(dd_duration / day)
-        ),
+        "max_drawdown_duration_days": (math.nan if dd_duration is None else float(dd_duration / day)),
         "win_rate": win_rate(trades),
         "profit_factor": profit_factor(trades),
         "expectancy": expectancy(trades),

@@ -42,7 +42,10 @@ class Portfolio:
 
 
 def equity(pf: Portfolio, symbols: Sequence[str], marks: Sequence[float]) -> float:
-    """Mark-to-market equity; `marks[k]` is the price of `symbols[k]`. Summed in symbol order (parity with the kernel)."""
+    """Mark-to-market equity; `marks[k]` is the price of `symbols[k]`.
+
+    Summed in symbol order, as the batch kernel does, so both paths round identically.
+    """
     total = pf.cash
     if pf.positions:
         for sym, mark in zip(symbols, marks, strict=True):

@@ -11,10 +11,32 @@ import pandas as pd
 
 from arena_lib.types import Fill, FillKind, RiskVerdict
 
-FILL_COLUMNS = ["order_id", "symbol", "timestamp", "side", "quantity", "price", "fee", "kind", "realized_pnl",
-                "funding", "note"]
-TRADE_COLUMNS = ["symbol", "direction", "entry_time", "exit_time", "entry_price", "exit_price", "quantity", "pnl",
-                 "fees", "funding", "exit_kind"]
+FILL_COLUMNS = [
+    "order_id",
+    "symbol",
+    "timestamp",
+    "side",
+    "quantity",
+    "price",
+    "fee",
+    "kind",
+    "realized_pnl",
+    "funding",
+    "note",
+]
+TRADE_COLUMNS = [
+    "symbol",
+    "direction",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "quantity",
+    "pnl",
+    "fees",
+    "funding",
+    "exit_kind",
+]
 
 
 def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
@@ -108,15 +130,18 @@ class BacktestResult:
             from arena_lib.engine.metrics import summarize
 
             notional = float((self.fills["quantity"] * self.fills["price"]).abs().sum()) if len(self.fills) else 0.0
-            self._metrics = summarize(self.equity, self.trades, fills_notional_total=notional,
-                                      exposure=self.exposure)
+            self._metrics = summarize(self.equity, self.trades, fills_notional_total=notional, exposure=self.exposure)
         return self._metrics
 
     def rejections(self) -> pd.DataFrame:
         """Risk rejections and clamps with their reasons (the audit trail of the RiskEngine)."""
         rows = [
-            {"symbol": v.decision.symbol, "action": v.decision.action.value, "approved": v.approved,
-             "reasons": "; ".join(v.reasons)}
+            {
+                "symbol": v.decision.symbol,
+                "action": v.decision.action.value,
+                "approved": v.approved,
+                "reasons": "; ".join(v.reasons),
+            }
             for v in self.verdicts
             if v.reasons
         ]

@@ -58,8 +58,22 @@ INTERVAL_MS = {
 
 # Per-pair exchange filters in Binance's exchangeInfo shape (values as published for these pairs).
 _PAIRS: dict[str, dict[str, Any]] = {
-    "BTCUSDT": {"base": "BTC", "tick": "0.01000000", "step": "0.00001000", "min_qty": "0.00001000", "max_qty": "9000.00000000", "market_max": "76.55253826"},
-    "ETHUSDT": {"base": "ETH", "tick": "0.01000000", "step": "0.00010000", "min_qty": "0.00010000", "max_qty": "9000.00000000", "market_max": "2163.76813229"},
+    "BTCUSDT": {
+        "base": "BTC",
+        "tick": "0.01000000",
+        "step": "0.00001000",
+        "min_qty": "0.00001000",
+        "max_qty": "9000.00000000",
+        "market_max": "76.55253826",
+    },
+    "ETHUSDT": {
+        "base": "ETH",
+        "tick": "0.01000000",
+        "step": "0.00010000",
+        "min_qty": "0.00010000",
+        "max_qty": "9000.00000000",
+        "market_max": "2163.76813229",
+    },
 }
 
 
@@ -75,7 +89,15 @@ def _symbol_info(symbol: str) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": True,
         "otoAllowed": True,
@@ -85,13 +107,43 @@ def _symbol_info(symbol: str) -> dict[str, Any]:
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": True,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": pair["tick"], "maxPrice": "1000000.00000000", "tickSize": pair["tick"]},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": pair["tick"],
+                "maxPrice": "1000000.00000000",
+                "tickSize": pair["tick"],
+            },
             {"filterType": "LOT_SIZE", "minQty": pair["min_qty"], "maxQty": pair["max_qty"], "stepSize": pair["step"]},
             {"filterType": "ICEBERG_PARTS", "limit": 10},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": pair["market_max"], "stepSize": "0.00000000"},
-            {"filterType": "TRAILING_DELTA", "minTrailingAboveDelta": 10, "maxTrailingAboveDelta": 2000, "minTrailingBelowDelta": 10, "maxTrailingBelowDelta": 2000},
-            {"filterType": "PERCENT_PRICE_BY_SIDE", "bidMultiplierUp": "5", "bidMultiplierDown": "0.2", "askMultiplierUp": "5", "askMultiplierDown": "0.2", "avgPriceMins": 5},
-            {"filterType": "NOTIONAL", "minNotional": "5.00000000", "applyMinToMarket": True, "maxNotional": "9000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 5},
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": "0.00000000",
+                "maxQty": pair["market_max"],
+                "stepSize": "0.00000000",
+            },
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": 10,
+                "maxTrailingAboveDelta": 2000,
+                "minTrailingBelowDelta": 10,
+                "maxTrailingBelowDelta": 2000,
+            },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": "5",
+                "bidMultiplierDown": "0.2",
+                "askMultiplierUp": "5",
+                "askMultiplierDown": "0.2",
+                "avgPriceMins": 5,
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": "5.00000000",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 5,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
             {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": 5},
         ],
@@ -121,9 +173,22 @@ class _Series:
 def _load_series(path: Path, interval_ms: int) -> _Series:
     """Kline rows for one sample file; cached, so starting a fresh server per test costs little."""
     frame = pd.read_parquet(path)
-    open_ms = frame.index.as_unit("ms").asi8.astype(np.int64)
+    open_ms = pd.DatetimeIndex(frame.index).as_unit("ms").asi8.astype(np.int64)
     rows = [
-        [int(t), f"{o:.8f}", f"{h:.8f}", f"{lo:.8f}", f"{c:.8f}", f"{v:.8f}", int(t) + interval_ms - 1, "0", 0, "0", "0", "0"]
+        [
+            int(t),
+            f"{o:.8f}",
+            f"{h:.8f}",
+            f"{lo:.8f}",
+            f"{c:.8f}",
+            f"{v:.8f}",
+            int(t) + interval_ms - 1,
+            "0",
+            0,
+            "0",
+            "0",
+            "0",
+        ]
         for t, o, h, lo, c, v in zip(
             open_ms, frame["open"], frame["high"], frame["low"], frame["close"], frame["volume"], strict=True
         )
@@ -156,7 +221,9 @@ class BinanceSpotServer:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._httpd.daemon_threads = True
         self._httpd.block_on_close = False
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="binance-loopback", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="binance-loopback", daemon=True
+        )
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
     @property
@@ -176,7 +243,9 @@ class BinanceSpotServer:
     def __enter__(self) -> BinanceSpotServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # ---- test controls ---------------------------------------------------------------------------------------
@@ -238,7 +307,10 @@ class BinanceSpotServer:
     def _klines(self, query: dict[str, str]) -> tuple[int, Any]:
         for name in ("symbol", "interval"):
             if not query.get(name):
-                return 400, {"code": -1102, "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed."}
+                return 400, {
+                    "code": -1102,
+                    "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+                }
         symbol, interval = query["symbol"], query["interval"]
         if symbol not in self.listed or symbol in self.delisted:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
@@ -286,14 +358,24 @@ class BinanceSpotServer:
                 if payload is None:
                     self._send(status, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html")
                     return
-                self._send(status, json.dumps(payload, separators=(",", ":")).encode(), "application/json;charset=UTF-8")
+                self._send(
+                    status, json.dumps(payload, separators=(",", ":")).encode(), "application/json;charset=UTF-8"
+                )
 
             def _send_failure(self, status: int) -> None:
                 if status == 429:
-                    body = {"code": -1003, "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. Please use the websocket for live updates to avoid bans."}
-                    self._send(status, json.dumps(body).encode(), "application/json;charset=UTF-8", {"Retry-After": "1"})
+                    body = {
+                        "code": -1003,
+                        "msg": "Too many requests; current limit of IP(127.0.0.1) is 6000 requests per minute. "
+                        "Please use the websocket for live updates to avoid bans.",
+                    }
+                    self._send(
+                        status, json.dumps(body).encode(), "application/json;charset=UTF-8", {"Retry-After": "1"}
+                    )
                 else:
-                    self._send(status, b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html")
+                    self._send(
+                        status, b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>", "text/html"
+                    )
 
             def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
                 try:

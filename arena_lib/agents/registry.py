@@ -1,0 +1,89 @@
+"""Agents by name, so a spec, a YAML config or the command line can name an agent and its parameters.
+
+Parameters arrive as strings from the command line (`--param fast=12`) and are coerced to the types of the agent
+constructor's annotations; an unknown agent or parameter is a clear error that lists what exists.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from arena_lib.agents.base import Agent
+from arena_lib.agents.baselines import BuyAndHold, MeanReversion, Momentum, NoOpAgent, SmaCross
+
+AGENTS: dict[str, Callable[..., Agent]] = {
+    "buy_and_hold": BuyAndHold,
+    "sma_cross": SmaCross,
+    "momentum": Momentum,
+    "mean_reversion": MeanReversion,
+    "noop": NoOpAgent,
+}
+
+_COMMON = {"fraction": float, "leverage": float, "stop_loss_pct": float, "take_profit_pct": float}
+
+
+def _coerce(value: Any, kind: Any, key: str, agent: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if kind in (bool, "bool"):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        if kind in (int, "int"):
+            return int(value)
+        if kind in (float, "float"):
+            return float(value)
+    except ValueError:
+        raise ValueError(
+            f"{agent}: parameter {key}={value!r} is not a valid {getattr(kind, '__name__', kind)}"
+        ) from None
+    return value
+
+
+def agent_parameters(name: str) -> dict[str, Any]:
+    """Parameter names of agent `name` and their types."""
+    factory = _factory(name)
+    params: dict[str, Any] = {}
+    if isinstance(factory, type) and hasattr(factory, "target_now"):
+        params.update(_COMMON)
+    for p in inspect.signature(factory).parameters.values():
+        if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+            continue
+        params[p.name] = p.annotation if p.annotation is not p.empty else type(p.default)
+    return params
+
+
+def _factory(name: str) -> Callable[..., Agent]:
+    if name not in AGENTS:
+        raise KeyError(f"unknown agent {name!r}; available: {', '.join(sorted(AGENTS))}")
+    return AGENTS[name]
+
+
+def make_agent(name: str, params: Mapping[str, Any] | None = None, *, label: str | None = None) -> Agent:
+    """Build agent `name` with `params` (strings are coerced); `label` renames it, e.g. for two variants in a replay."""
+    params = dict(params or {})
+    known = agent_parameters(name)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {unknown}; accepted: {sorted(known)}")
+    kwargs = {k: _coerce(v, known[k], k, name) for k, v in params.items()}
+    agent = _factory(name)(**kwargs)
+    if label:
+        agent.name = label
+    return agent
+
+
+def parse_params(pairs: list[str] | None) -> dict[str, str]:
+    """`["fast=12", "slow=48"]` -> `{"fast": "12", "slow": "48"}`."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"parameter {pair!r} must look like KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out

@@ -1,0 +1,1 @@
+"""The competition layer: leaderboards now; rounds, isolated accounts and persistence build on the engine loop."""
