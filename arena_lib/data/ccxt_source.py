@@ -145,6 +145,8 @@ def fetch_ohlcv(
     ``backoff_s``; exchange errors (unknown symbol, bad request) raise ``DataSourceError`` at once.
     Pages are merged, sorted and de-duplicated by timestamp; gaps are left as the exchange reports them.
     """
+    if limit < 1 or max_retries < 0 or backoff_s < 0:
+        raise ValueError(f"need limit >= 1, max_retries >= 0, backoff_s >= 0; got {limit}, {max_retries}, {backoff_s}")
     step = timeframe_to_ns(timeframe) // 1_000_000
     start = _to_ms(since, "since")
     stop = _to_ms(until, "until") if until is not None else None
