@@ -32,7 +32,7 @@ class CostModel(_Frozen):
 
     fee_bps: float = Field(5.0, ge=0, le=1000, description="taker fee per side, basis points of notional")
     slippage_bps: float = Field(1.0, ge=0, le=1000, description="fixed adverse slippage, basis points")
-    impact_coef: float = Field(0.0, ge=0, le=10, description="square-root impact coefficient (0 = off)")
+    impact_coef: float = Field(0.0, ge=0, le=1, description="square-root impact coefficient (0 = off)")
 
     @property
     def fee_rate(self) -> float:

@@ -100,7 +100,8 @@ class MarketData:
             if rates is not None and len(rates):
                 ft = pd.DatetimeIndex(rates.index).as_unit("ns").asi8
                 first = np.searchsorted(s.times, ft, side="left")  # first own bar opening at/after settlement
-                ok = first < len(s.times)
+                # events before the symbol's first bar settled outside this window: drop them
+                ok = (first < len(s.times)) & (ft >= s.times[0])
                 np.add.at(funding_arr[:, j], rows[first[ok]], rates.to_numpy(dtype=np.float64)[ok])
         return cls(
             symbols=symbols,

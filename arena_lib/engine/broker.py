@@ -29,7 +29,16 @@ from arena_lib.engine.portfolio import (
 )
 from arena_lib.types import Action, Fill, FillKind, Order, OrderSide, Position
 
-_EXIT_KIND = {rules.EXIT_STOP: FillKind.STOP_LOSS, rules.EXIT_TAKE_PROFIT: FillKind.TAKE_PROFIT}
+_EXIT_KIND = {
+    rules.EXIT_STOP: FillKind.STOP_LOSS,
+    rules.EXIT_TAKE_PROFIT: FillKind.TAKE_PROFIT,
+    rules.EXIT_LIQUIDATION: FillKind.LIQUIDATION,
+}
+
+
+def exit_order_id(account_id: str, t: int, symbol: str, kind: FillKind) -> str:
+    """Deterministic id of an exit the engine made itself (stop, take-profit, liquidation)."""
+    return f"{account_id}/{t}/{symbol}/{kind.value}"
 
 
 @dataclass
@@ -48,6 +57,7 @@ class SimBroker:
 
     market: MarketData
     config: BacktestConfig
+    account_id: str = "account"  # run/agent: prefixes the ids of engine-made exits
     pending: dict[int, Order] = field(default_factory=dict)
     rejections: list[FillRejection] = field(default_factory=list)
 
@@ -68,7 +78,7 @@ class SimBroker:
             pos = pf.positions.get(self._symbols[j])
             if pos is not None:
                 mark = float(self.market.open[i, j])
-                pf = apply_funding(pf, pos.symbol, rules.funding_payment(pos.quantity, mark, rate))
+                pf = apply_funding(pf, pos.symbol, rules.funding_payment(pos.quantity, mark, rate), self._mmr)
         return pf
 
     def fill_pending(self, i: int, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
@@ -104,7 +114,7 @@ class SimBroker:
                 continue
             side = OrderSide.SELL if pos.direction > 0 else OrderSide.BUY
             qty = abs(pos.quantity)
-            oid = f"{sym}:{t}:{kind}"
+            oid = exit_order_id(self.account_id, t, sym, _EXIT_KIND[kind])
             if kind == rules.EXIT_LIQUIDATION:
                 pf, pnl = liquidate_position(pf, sym)
                 fills.append(

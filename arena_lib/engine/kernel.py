@@ -18,7 +18,10 @@ from arena_lib.agents.base import BatchAgent
 from arena_lib.config import BacktestConfig
 from arena_lib.data.market import MarketData
 from arena_lib.engine import rules
+from arena_lib.engine.broker import exit_order_id
+from arena_lib.engine.loop import order_id
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult, equity_series
+from arena_lib.types import FillKind
 
 # Columns of the kernel's fill records.
 F_BAR, F_SYM, F_SIDE, F_QTY, F_PRICE, F_FEE, F_KIND, F_PNL, F_FUNDING, F_FLAGS, F_AT_CLOSE, F_ORIGIN = range(12)
@@ -135,8 +138,9 @@ def simulate(
         for j in range(m):
             if funding[i, j] != 0.0 and qty[j] != 0.0:
                 pay = rules.funding_payment(qty[j], open_[i, j], funding[i, j])
-                cash = cash - pay
+                margin[j] = margin[j] - pay
                 fund_acc[j] += pay
+                liq[j] = rules.margin_liquidation_price(entry[j], qty[j], margin[j], mmr)
         # 2. pending orders at the open
         any_pending = False
         for j in range(m):
@@ -425,12 +429,12 @@ def _fills_frame(rec: np.ndarray, market: MarketData, run_id: str, agent: str) -
     t = market.times[bars] + np.where(rec[:, F_AT_CLOSE] > 0, market.bar_ns, 0)
     kinds = rec[:, F_KIND].astype(np.int64)
     ids = []
+    account = f"{run_id}/{agent}"
     for s, tt, kd, origin in zip(syms, t, kinds, rec[:, F_ORIGIN].astype(np.int64), strict=True):
         if origin >= 0:
-            ids.append(f"{run_id}/{agent}/{int(market.times[origin]) + market.bar_ns}/{s}")
+            ids.append(order_id(run_id, agent, int(market.times[origin]) + market.bar_ns, s))
         else:
-            ex_code = {KIND_STOP: rules.EXIT_STOP, KIND_TP: rules.EXIT_TAKE_PROFIT, KIND_LIQ: rules.EXIT_LIQUIDATION}
-            ids.append(f"{s}:{int(tt)}:{ex_code[int(kd)]}")
+            ids.append(exit_order_id(account, int(tt), s, FillKind(_KIND_NAMES[int(kd)])))
     notes = []
     for kd, fl in zip(kinds, rec[:, F_FLAGS].astype(np.int64), strict=True):
         notes.append("isolated margin lost" if kd == KIND_LIQ else rules.describe_caps(int(fl)))

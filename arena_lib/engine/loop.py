@@ -20,7 +20,7 @@ from arena_lib.config import BacktestConfig
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.broker import SimBroker
-from arena_lib.engine.portfolio import Portfolio, equity
+from arena_lib.engine.portfolio import Portfolio, equity, gross_notional
 from arena_lib.engine.results import BacktestResult, equity_series, fills_frame
 from arena_lib.engine.risk import RiskEngine
 from arena_lib.types import Action, Decision, Fill, Order, RiskVerdict
@@ -64,7 +64,8 @@ def run_replay(
     at_close = config.execution.fill == "close"
     cash0 = config.execution.initial_cash
     accounts = [
-        _Account(a, SimBroker(market, config), Portfolio.start(cash0), np.empty(n), np.zeros(n)) for a in agents
+        _Account(a, SimBroker(market, config, f"{run_id}/{a.name}"), Portfolio.start(cash0), np.empty(n), np.zeros(n))
+        for a in agents
     ]
     # Plain Python lists index faster than numpy scalars in this loop.
     has_bar = market.has_bar.tolist()
@@ -111,7 +112,7 @@ def run_replay(
                 eq = equity(pf, symbols, close_marks) if pf.positions else pf.cash
             acc.equity[i] = eq
             if pf.positions:
-                acc.exposure[i] = sum(abs(p.quantity) * close_marks[symbols.index(s)] for s, p in pf.positions.items())
+                acc.exposure[i] = gross_notional(pf, symbols, close_marks)
         if progress is not None and (i % step == 0 or i == n - 1):
             progress(i + 1, n)
 

@@ -7,7 +7,8 @@ Accounting identities (checked in the tests):
 - opening:  cash -= margin + fee, with margin = |quantity| * price / leverage
 - closing:  cash += margin + quantity * (exit - entry) - fee
 - liquidation: the margin is lost, cash unchanged (the insurance fund takes what is left)
-- funding:  cash -= payment (longs pay a positive rate)
+- funding:  the position's isolated margin -= payment (longs pay a positive rate); cash unchanged, and the
+  liquidation price moves with the margin
 - equity = cash + sum over positions of (margin + quantity * (mark - entry))
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from arena_lib.engine.rules import margin_liquidation_price
 from arena_lib.types import Position
 
 
@@ -103,9 +105,11 @@ def liquidate_position(pf: Portfolio, symbol: str) -> tuple[Portfolio, float]:
     return replace(pf, positions=positions, realized_pnl=pf.realized_pnl - pos.margin), -pos.margin
 
 
-def apply_funding(pf: Portfolio, symbol: str, payment: float) -> Portfolio:
-    """Charge (payment > 0) or credit (payment < 0) funding on an open position."""
+def apply_funding(pf: Portfolio, symbol: str, payment: float, maintenance_margin_rate: float) -> Portfolio:
+    """Charge (payment > 0) or credit (payment < 0) funding to an open position's isolated margin."""
     pos = pf.positions[symbol]
+    margin = pos.margin - payment
+    liq = margin_liquidation_price(pos.entry_price, pos.quantity, margin, maintenance_margin_rate)
     positions = dict(pf.positions)
-    positions[symbol] = replace(pos, funding_paid=pos.funding_paid + payment)
-    return replace(pf, cash=pf.cash - payment, positions=positions, funding_paid=pf.funding_paid + payment)
+    positions[symbol] = replace(pos, margin=margin, liquidation_price=liq, funding_paid=pos.funding_paid + payment)
+    return replace(pf, positions=positions, funding_paid=pf.funding_paid + payment)

@@ -8,9 +8,10 @@ Conventions (documented in docs/engine.md):
 - A trade's `side` is +1 for a buy and -1 for a sell. Slippage moves the fill price against the trader.
 - Entries are sized from a fraction of equity: the margin plus the entry fee equals `fraction * equity`, so
   ``notional = fraction * equity / (1 / leverage + fee_rate)``.
-- Isolated margin: a position's margin is ``notional / leverage``. It is liquidated when its loss reaches
-  ``margin - maintenance`` (also when the bar opens beyond that price, whatever stop was set) and the account then
-  loses the whole margin, no more: the exchange's insurance fund absorbs the rest.
+- Isolated margin: a position's margin is ``notional / leverage``; funding is paid from (or credited to) that
+  margin, which moves the liquidation price, so an account never loses more than its margins. A position is
+  liquidated when its loss reaches ``margin - maintenance`` (also when the bar opens beyond that price, whatever
+  stop was set), and the account then loses the whole margin, no more: the insurance fund absorbs the rest.
 - Stop-loss and take-profit trigger intrabar from the bar's high and low. When the bar gaps through a level at its
   open, the fill is at the open. When both the protective level and the take-profit are touched in the same bar, the
   protective one counts (the worse outcome, since the path inside the bar is unknown).
@@ -27,6 +28,9 @@ CAP_POSITION_NOTIONAL = 1
 CAP_GROSS_EXPOSURE = 2
 CAP_FREE_MARGIN = 4
 CAP_NO_CAPACITY = 8
+
+# Slippage is capped so that no fill price can reach zero, whatever the impact model says.
+MAX_SLIPPAGE = 0.5
 
 CAP_REASONS = {
     CAP_POSITION_NOTIONAL: "clamped to max position notional",
@@ -49,11 +53,14 @@ def describe_caps(flags: int) -> str:
 
 @njit(cache=True)
 def slippage_fraction(slippage_bps: float, impact_coef: float, quantity: float, volume: float) -> float:
-    """Adverse slippage as a fraction of price: fixed bps plus square-root impact on the signal bar's volume."""
+    """Adverse slippage as a fraction of price: fixed bps plus square-root impact on the signal bar's volume.
+
+    Capped at `MAX_SLIPPAGE` (50%) so a sell never fills at or below zero.
+    """
     slip = slippage_bps * 1e-4
     if impact_coef > 0.0 and volume > 0.0 and quantity > 0.0:
         slip += impact_coef * math.sqrt(quantity / volume)
-    return slip
+    return min(slip, MAX_SLIPPAGE)
 
 
 @njit(cache=True)
@@ -81,7 +88,7 @@ def entry_size(
     other open positions), and the free cash left after margin and fee.
     """
     flags = 0
-    if not (fraction > 0.0) or not (equity > 0.0) or not (price > 0.0):
+    if not (fraction > 0.0 and equity > 0.0 and price > 0.0 and leverage > 0.0 and fee_rate >= 0.0):
         return 0.0, CAP_NO_CAPACITY
     per_notional = 1.0 / leverage + fee_rate  # cash consumed per unit of notional
     notional = fraction * equity / per_notional
@@ -94,7 +101,7 @@ def entry_size(
         notional = room if room > 0.0 else 0.0
         flags |= CAP_GROSS_EXPOSURE
     spendable = cash - min_free_margin * equity
-    if notional * per_notional > spendable:
+    if not (notional * per_notional <= spendable):  # also catches NaN cash
         notional = spendable / per_notional if spendable > 0.0 else 0.0
         flags |= CAP_FREE_MARGIN
     if notional <= 0.0:
@@ -108,6 +115,21 @@ def liquidation_price(entry_price: float, direction: int, leverage: float, maint
     if direction > 0:
         return entry_price * (1.0 - 1.0 / leverage + maintenance_margin_rate)
     return entry_price * (1.0 + 1.0 / leverage - maintenance_margin_rate)
+
+
+@njit(cache=True)
+def margin_liquidation_price(
+    entry_price: float, quantity: float, margin: float, maintenance_margin_rate: float
+) -> float:
+    """Liquidation price of an isolated position whose margin has changed since entry (funding is paid from it).
+
+    Where the position's equity, ``margin + quantity * (price - entry)``, equals the maintenance margin
+    ``mmr * |quantity| * entry``. With the entry margin ``notional / leverage`` it equals `liquidation_price`.
+    """
+    q = abs(quantity)
+    if quantity > 0:
+        return entry_price * (1.0 + maintenance_margin_rate) - margin / q
+    return entry_price * (1.0 - maintenance_margin_rate) + margin / q
 
 
 @njit(cache=True)

@@ -77,12 +77,8 @@ FIVE = [100.0, 110.0, 99.0, 105.0, 115.0]
         ("15min", 35064.0),  # 8766 * 4
     ],
 )
-def test_periods_per_year_inferred_from_bar_interval(
-    freq: str, expected: float
-) -> None:
-    assert m.infer_periods_per_year(_curve([1.0] * 10, freq).index) == pytest.approx(
-        expected
-    )
+def test_periods_per_year_inferred_from_bar_interval(freq: str, expected: float) -> None:
+    assert m.infer_periods_per_year(_curve([1.0] * 10, freq).index) == pytest.approx(expected)
 
 
 def test_periods_per_year_uses_median_spacing() -> None:
@@ -101,9 +97,7 @@ def test_periods_per_year_needs_datetime_index() -> None:
         m.infer_periods_per_year(pd.RangeIndex(5))
     # An explicit periods_per_year makes a plain index fine.
     plain = pd.Series(FIVE)
-    assert m.sharpe(plain, periods_per_year=DAILY) == pytest.approx(
-        m.sharpe(_curve(FIVE))
-    )
+    assert m.sharpe(plain, periods_per_year=DAILY) == pytest.approx(m.sharpe(_curve(FIVE)))
 
 
 # --------------------------------------------------------------------- growth
@@ -131,9 +125,7 @@ def test_cagr_over_two_years() -> None:
 
 def test_drawdown_of_five_point_curve() -> None:
     equity = _curve(FIVE)
-    np.testing.assert_allclose(
-        m.drawdown_series(equity).to_numpy(), [0.0, 0.0, -0.1, 105 / 110 - 1, 0.0]
-    )
+    np.testing.assert_allclose(m.drawdown_series(equity).to_numpy(), [0.0, 0.0, -0.1, 105 / 110 - 1, 0.0])
     assert m.max_drawdown(equity) == pytest.approx(-0.1)
     assert m.max_drawdown_duration(equity) == pd.Timedelta(days=3)
 
@@ -400,9 +392,7 @@ _equity_values = st.lists(
     first=st.floats(min_value=1e-3, max_value=1e9, allow_nan=False),
     rest=_equity_values,
 )
-def test_max_drawdown_is_between_minus_one_and_zero(
-    first: float, rest: list[float]
-) -> None:
+def test_max_drawdown_is_between_minus_one_and_zero(first: float, rest: list[float]) -> None:
     equity = _curve([first, *rest])
     mdd = m.max_drawdown(equity)
     assert -1.0 <= mdd <= 0.0
@@ -413,9 +403,7 @@ def test_max_drawdown_is_between_minus_one_and_zero(
 
 # Returns on a basis-point grid (-50% .. +50%): non-zero returns are >= 1e-4, so a
 # ratio's denominator is either clearly non-zero or exactly zero, never float noise.
-_bps_returns = st.lists(
-    st.integers(min_value=-5000, max_value=5000), min_size=0, max_size=60
-)
+_bps_returns = st.lists(st.integers(min_value=-5000, max_value=5000), min_size=0, max_size=60)
 
 
 @settings(max_examples=200)
@@ -462,33 +450,21 @@ def test_sharpe_sortino_against_independent_formula(daily_returns: pd.Series) ->
     r = daily_returns.to_list()
     ann = math.sqrt(365.25)
     # Sharpe: statistics.mean / statistics.stdev (n - 1) on the plain list.
-    assert m.sharpe(equity) == pytest.approx(
-        statistics.mean(r) / statistics.stdev(r) * ann, rel=1e-9
-    )
+    assert m.sharpe(equity) == pytest.approx(statistics.mean(r) / statistics.stdev(r) * ann, rel=1e-9)
     # Sortino: downside deviation is the root mean square of min(r, 0) over all r.
     downside = math.sqrt(sum(min(x, 0.0) ** 2 for x in r) / len(r))
-    assert m.sortino(equity) == pytest.approx(
-        statistics.mean(r) / downside * ann, rel=1e-9
-    )
+    assert m.sortino(equity) == pytest.approx(statistics.mean(r) / downside * ann, rel=1e-9)
 
 
 def test_against_empyrical(daily_returns: pd.Series) -> None:
     ep = pytest.importorskip("empyrical")
     equity = _equity_from(daily_returns)
     r = daily_returns
-    assert m.sharpe(equity) == pytest.approx(
-        ep.sharpe_ratio(r, annualization=DAILY), rel=1e-9
-    )
-    assert m.sortino(equity) == pytest.approx(
-        ep.sortino_ratio(r, annualization=DAILY), rel=1e-9
-    )
+    assert m.sharpe(equity) == pytest.approx(ep.sharpe_ratio(r, annualization=DAILY), rel=1e-9)
+    assert m.sortino(equity) == pytest.approx(ep.sortino_ratio(r, annualization=DAILY), rel=1e-9)
     assert m.max_drawdown(equity) == pytest.approx(ep.max_drawdown(r), rel=1e-9)
-    assert m.cagr(equity) == pytest.approx(
-        ep.annual_return(r, annualization=DAILY), rel=1e-9
-    )
-    assert m.calmar(equity) == pytest.approx(
-        ep.calmar_ratio(r, annualization=DAILY), rel=1e-9
-    )
+    assert m.cagr(equity) == pytest.approx(ep.annual_return(r, annualization=DAILY), rel=1e-9)
+    assert m.calmar(equity) == pytest.approx(ep.calmar_ratio(r, annualization=DAILY), rel=1e-9)
     # Risk-free: ours is annual, empyrical's per period.
     rf_bar = 1.03 ** (1 / DAILY) - 1
     assert m.sharpe(equity, risk_free=0.03) == pytest.approx(
@@ -509,9 +485,5 @@ def test_against_empyrical_hourly_bars() -> None:
         1_000.0 * np.cumprod(np.concatenate(([1.0], 1.0 + r.to_numpy()))),
         index=index.insert(0, index[0] - pd.Timedelta(hours=1)),
     )
-    assert m.sharpe(equity) == pytest.approx(
-        ep.sharpe_ratio(r, annualization=8766), rel=1e-9
-    )
-    assert m.sortino(equity) == pytest.approx(
-        ep.sortino_ratio(r, annualization=8766), rel=1e-9
-    )
+    assert m.sharpe(equity) == pytest.approx(ep.sharpe_ratio(r, annualization=8766), rel=1e-9)
+    assert m.sortino(equity) == pytest.approx(ep.sortino_ratio(r, annualization=8766), rel=1e-9)

@@ -37,8 +37,7 @@ def _account(equity: float = 10_000.0, cash: float | None = None, direction: int
     positions: dict[str, Position] = {}
     if direction:
         positions[SYM] = Position(SYM, 0.1 * direction, PRICE, 2.0, 1_000.0, 0, PRICE * (1 - direction * 0.495))
-    return AccountView(cash=equity if cash is None else cash, equity=equity, initial_cash=10_000.0,
-                       positions=positions)
+    return AccountView(cash=equity if cash is None else cash, equity=equity, initial_cash=10_000.0, positions=positions)
 
 
 def _long(**kw: object) -> Decision:
@@ -52,8 +51,9 @@ def _short(**kw: object) -> Decision:
 # ---------------------------------------------------------------------------------------------------------------
 # sizes
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("size", "shown"), [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"),
-                                             (-0.5, "-0.5"), (0.0, "0.0")])
+@pytest.mark.parametrize(
+    ("size", "shown"), [(math.nan, "nan"), (math.inf, "inf"), (-math.inf, "-inf"), (-0.5, "-0.5"), (0.0, "0.0")]
+)
 def test_bad_size_is_rejected_with_a_clear_reason(size: float, shown: str) -> None:
     v = _engine().review(_long(size=size), _account(), PRICE)
     assert not v.approved
@@ -65,21 +65,24 @@ def test_bad_size_is_rejected_with_a_clear_reason(size: float, shown: str) -> No
 
 def test_size_above_all_equity_is_clamped_to_100_percent() -> None:
     v = _engine().review(_long(size=1.5), _account(), PRICE)
-    assert v.approved and v.clamped
+    assert v.approved
+    assert v.clamped
     assert v.fraction == 1.0
     assert v.reasons == ("size is 150% of equity: clamped to 100%",)
 
 
 def test_plain_fraction_passes_unchanged() -> None:
     v = _engine().review(_long(size=0.25, leverage=3.0), _account(), PRICE)
-    assert v.approved and not v.clamped
+    assert v.approved
+    assert not v.clamped
     assert (v.fraction, v.leverage, v.reasons) == (0.25, 3.0, ())
 
 
 def test_quantity_unit_becomes_the_fraction_of_equity_it_commits() -> None:
     # 0.25 BTC at 20_000 = 5_000 notional; at 2x it commits 5_000 * (1/2 + 0.0005) = 2_502.5 of 10_000 equity.
     v = _engine().review(_long(size=0.25, size_unit=SizeUnit.QUANTITY, leverage=2.0), _account(), PRICE)
-    assert v.approved and not v.clamped
+    assert v.approved
+    assert not v.clamped
     assert v.fraction == pytest.approx(0.25025, rel=1e-12)
 
 
@@ -96,17 +99,20 @@ def test_notional_unit_becomes_the_fraction_of_equity_it_commits() -> None:
 def test_quantity_sizing_uses_the_clamped_leverage() -> None:
     # 1 BTC = 20_000 notional; leverage 100 is clamped to 5, so it commits 20_000 * (0.2 + 0.0005) = 4_010.
     v = _engine().review(_long(size=1.0, size_unit=SizeUnit.QUANTITY, leverage=100.0), _account(), PRICE)
-    assert v.approved and v.leverage == 5.0
+    assert v.approved
+    assert v.leverage == 5.0
     assert v.fraction == pytest.approx(0.401, rel=1e-12)
 
 
 def test_quantity_or_notional_above_equity_is_clamped() -> None:
     # 3 BTC = 60_000 notional at 1x commits 60_030: 600.3% of equity
     v = _engine().review(_long(size=3.0, size_unit=SizeUnit.QUANTITY), _account(), PRICE)
-    assert v.approved and v.fraction == 1.0
+    assert v.approved
+    assert v.fraction == 1.0
     assert v.reasons == ("size is 600% of equity: clamped to 100%",)
     v = _engine().review(_long(size=1e9, size_unit=SizeUnit.NOTIONAL), _account(), PRICE)
-    assert v.approved and v.fraction == 1.0
+    assert v.approved
+    assert v.fraction == 1.0
 
 
 def test_quantity_against_no_equity_is_rejected() -> None:
@@ -120,7 +126,8 @@ def test_quantity_against_no_equity_is_rejected() -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def test_leverage_above_the_limit_is_clamped_naming_both_numbers() -> None:
     v = _engine(max_leverage=5.0).review(_long(size=0.5, leverage=100.0), _account(), PRICE)
-    assert v.approved and v.clamped
+    assert v.approved
+    assert v.clamped
     assert v.leverage == 5.0
     assert v.fraction == 0.5
     assert v.reasons == ("leverage 100 clamped to max 5",)
@@ -128,7 +135,8 @@ def test_leverage_above_the_limit_is_clamped_naming_both_numbers() -> None:
 
 def test_leverage_and_size_clamps_are_both_named() -> None:
     v = _engine(max_leverage=10.0).review(_long(size=2.0, leverage=12.5), _account(), PRICE)
-    assert v.approved and (v.leverage, v.fraction) == (10.0, 1.0)
+    assert v.approved
+    assert (v.leverage, v.fraction) == (10.0, 1.0)
     assert v.reasons == ("leverage 12.5 clamped to max 10", "size is 200% of equity: clamped to 100%")
 
 
@@ -148,7 +156,8 @@ def test_pyramiding_is_rejected() -> None:
     assert not v.approved
     assert "no pyramiding" in v.reasons[0]
     v = _engine().review(_short(size=0.1), _account(direction=-1), PRICE)
-    assert not v.approved and "no pyramiding" in v.reasons[0]
+    assert not v.approved
+    assert "no pyramiding" in v.reasons[0]
 
 
 def test_reversal_rejected_when_not_allowed() -> None:
@@ -159,7 +168,8 @@ def test_reversal_rejected_when_not_allowed() -> None:
 
 def test_reversal_approved_when_allowed() -> None:
     v = _engine(allow_reversal=True).review(_short(size=0.1), _account(direction=+1), PRICE)
-    assert v.approved and v.fraction == 0.1
+    assert v.approved
+    assert v.fraction == 0.1
 
 
 def test_close_without_position_is_rejected() -> None:
@@ -169,15 +179,16 @@ def test_close_without_position_is_rejected() -> None:
 
 
 def test_close_with_a_position_is_approved_whatever_its_size_field() -> None:
-    v = _engine().review(Decision(SYM, Action.CLOSE, size=math.nan, leverage=math.nan), _account(direction=-1),
-                         PRICE)
-    assert v.approved and v.reasons == ()
+    v = _engine().review(Decision(SYM, Action.CLOSE, size=math.nan, leverage=math.nan), _account(direction=-1), PRICE)
+    assert v.approved
+    assert v.reasons == ()
 
 
 def test_hold_and_missing_price_are_rejected() -> None:
     assert not _engine().review(Decision(SYM, Action.HOLD), _account(), PRICE).approved
     v = _engine().review(_long(size=0.5), _account(), math.nan)
-    assert not v.approved and "no valid price" in v.reasons[0]
+    assert not v.approved
+    assert "no valid price" in v.reasons[0]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -307,18 +318,27 @@ def test_unruly_agent_run_completes_with_every_bad_decision_answered(unruly_run:
     assert set(table.loc[~table["approved"], "symbol"]) >= {ETH, "DOGE/USDT"}
     assert table.loc[table["approved"], "reasons"].str.contains("clamped").all()
     # the duplicate ETH decision never traded: at most one ETH fill per timestamp from agent orders
-    agent_fills = result.fills[~result.fills["order_id"].str.contains(":")]
+    # (engine-made exits are named run/agent/t/symbol/kind; the agent's orders run/agent/t/symbol)
+    engine_made = result.fills["order_id"].str.endswith(("/stop_loss", "/take_profit", "/liquidation"))
+    assert (engine_made == result.fills["kind"].isin(["stop_loss", "take_profit", "liquidation"])).all()
+    agent_fills = result.fills[~engine_made]
+    assert len(agent_fills) > 0
     assert not agent_fills.duplicated(["symbol", "timestamp", "kind"]).any()
 
 
 def test_unruly_agent_ledger_reconciles(unruly_run: tuple) -> None:
-    """Replaying the fills by hand gives the final cash, and final equity is cash + margins + unrealized PnL."""
+    """Replaying the fills by hand gives the final cash, and final equity is cash + margins + unrealized PnL.
+
+    Funding is paid from each position's isolated margin: an exit returns the margin less the funding the position
+    paid, a liquidation loses that reduced margin, and cash itself never moves at a settlement.
+    """
     agent, market, result = unruly_run
     fills = result.fills
     kinds = fills["kind"].value_counts().to_dict()
     # the schedule really exercises every path
     assert kinds.get("liquidation", 0) > 0
-    assert kinds.get("exit", 0) > 0 and kinds.get("entry", 0) > 0
+    assert kinds.get("exit", 0) > 0
+    assert kinds.get("entry", 0) > 0
     assert (fills["funding"] != 0).any()
     assert len(result.fill_rejections) == 0 or all(r.reason for r in result.fill_rejections)
 
@@ -327,6 +347,7 @@ def test_unruly_agent_ledger_reconciles(unruly_run: tuple) -> None:
     margins: dict[str, float] = {}
     entries: dict[str, tuple[float, float, int]] = {}
     funding_closed = 0.0
+    liquidations_after_funding = 0
     for f in fills.itertuples():
         if f.kind == "entry":
             assert f.symbol not in margins
@@ -341,24 +362,28 @@ def test_unruly_agent_ledger_reconciles(unruly_run: tuple) -> None:
         assert f.quantity == qty
         assert f.side == ("sell" if direction > 0 else "buy")
         funding_closed += f.funding
+        margin_left = margin - f.funding  # funding came out of the isolated margin
         if f.kind == "liquidation":
             assert f.fee == 0.0
-            assert f.realized_pnl == pytest.approx(-margin, rel=1e-12)  # exactly the margin is lost
+            liquidations_after_funding += f.funding != 0.0
+            # exactly the margin left is lost, cash unchanged
+            assert f.realized_pnl == pytest.approx(-margin_left, rel=1e-12)
             continue
         assert f.realized_pnl == pytest.approx(direction * qty * (f.price - entry), rel=1e-9, abs=1e-9)
-        cash += margin + f.realized_pnl - f.fee
+        cash += margin_left + f.realized_pnl - f.fee
+    assert liquidations_after_funding > 0  # a liquidated position had paid (or received) funding
     open_positions = result.open_positions
     assert set(open_positions) == set(margins)
     funding_open = sum(p.funding_paid for p in open_positions.values())
-    cash -= funding_closed + funding_open
 
     final = agent.seen[-1]  # next_open fills: the last round's decisions never fill, so this is the final state
     assert final.cash == pytest.approx(cash, rel=1e-10)
     for sym, pos in open_positions.items():
-        assert pos.margin == pytest.approx(margins[sym], rel=1e-12)
+        assert pos.margin == pytest.approx(margins[sym] - pos.funding_paid, rel=1e-12)
     last_close = {s: float(market.series[s].close[-1]) for s in market.symbols}
-    marked = final.cash + sum(p.margin + p.quantity * (last_close[s] - p.entry_price)
-                              for s, p in open_positions.items())
+    marked = final.cash + sum(
+        p.margin + p.quantity * (last_close[s] - p.entry_price) for s, p in open_positions.items()
+    )
     assert result.final_equity == pytest.approx(marked, rel=1e-12)
     assert result.final_equity == final.equity
     # funding really moved money: the total is what the exits and the open positions carry

@@ -75,8 +75,7 @@ SHORT_CASES = [
     ("no stop: liquidation", (100, 121, 99), NAN, 90, 120, EXIT_LIQUIDATION, 120),
     ("no stop, no take-profit, quiet bar", (100, 119, 50), NAN, NAN, 120, EXIT_NONE, NAN),
     ("stop above the liquidation price: liquidation first", (100, 121, 99), 125, 90, 120, EXIT_LIQUIDATION, 120),
-    ("stop above the liquidation price, bar reaches the stop too", (100, 130, 99), 125, 90, 120, EXIT_LIQUIDATION,
-     120),
+    ("stop above the liquidation price, bar reaches the stop too", (100, 130, 99), 125, 90, 120, EXIT_LIQUIDATION, 120),
     ("open beyond the liquidation price, whatever the stop", (122, 123, 104), 105, 90, 120, EXIT_LIQUIDATION, 120),
     ("open beyond the liquidation price, no stop", (140, 150, 130), NAN, NAN, 120, EXIT_LIQUIDATION, 120),
 ]
@@ -118,17 +117,33 @@ FEE = 0.0005  # 5 bps
 LIMITS = dict(max_position_notional=3.0, max_gross_exposure=5.0, min_free_margin=0.0)
 
 
-def _size(fraction: float, equity: float, cash: float, price: float, leverage: float, fee: float = FEE,
-          gross_other: float = 0.0, **limits: float) -> tuple[float, int]:
+def _size(
+    fraction: float,
+    equity: float,
+    cash: float,
+    price: float,
+    leverage: float,
+    fee: float = FEE,
+    gross_other: float = 0.0,
+    **limits: float,
+) -> tuple[float, int]:
     lim = {**LIMITS, **limits}
-    qty, flags = entry_size(fraction, equity, cash, price, leverage, fee, gross_other, lim["max_position_notional"],
-                            lim["max_gross_exposure"], lim["min_free_margin"])
+    qty, flags = entry_size(
+        fraction,
+        equity,
+        cash,
+        price,
+        leverage,
+        fee,
+        gross_other,
+        lim["max_position_notional"],
+        lim["max_gross_exposure"],
+        lim["min_free_margin"],
+    )
     return float(qty), int(flags)
 
 
-@pytest.mark.parametrize(
-    ("fraction", "leverage"), [(0.5, 2.0), (1.0, 1.0), (0.25, 3.0), (0.1, 5.0), (0.8, 1.5)]
-)
+@pytest.mark.parametrize(("fraction", "leverage"), [(0.5, 2.0), (1.0, 1.0), (0.25, 3.0), (0.1, 5.0), (0.8, 1.5)])
 def test_entry_size_formula_uncapped(fraction: float, leverage: float) -> None:
     """notional = fraction * equity / (1/leverage + fee): margin plus entry fee is exactly the committed fraction."""
     equity, price = 10_000.0, 250.0
@@ -327,8 +342,9 @@ sides = st.sampled_from([+1, -1])
     quantity=st.floats(min_value=0.0, max_value=1e9),
     volume=st.one_of(st.floats(min_value=0.0, max_value=1e12), st.just(NAN)),
 )
-def test_property_market_fill_is_never_better_than_reference(price: float, side: int, bps: float, impact: float,
-                                                             quantity: float, volume: float) -> None:
+def test_property_market_fill_is_never_better_than_reference(
+    price: float, side: int, bps: float, impact: float, quantity: float, volume: float
+) -> None:
     slip = slippage_fraction(bps, impact, quantity, volume)
     assert slip >= 0.0
     fill = market_fill_price(price, side, slip)
@@ -362,7 +378,7 @@ def test_property_intrabar_exit_fill_is_never_better_than_its_level(
     if kind == EXIT_STOP:
         fill = market_fill_price(trig, -direction, slippage_fraction(bps, 0.0, 1.0, 1.0))
         assert direction * (fill - stop) <= 1e-12 * entry
-        assert direction * (trig - liq) > 0.0  # the stop triggers before (not beyond) the liquidation price
+        assert direction * (trig - liq) >= 0.0  # the stop triggers before (not beyond) the liquidation price
     elif kind == EXIT_TAKE_PROFIT:
         assert direction * (trig - tp) >= 0.0
     elif kind == EXIT_LIQUIDATION:
