@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,11 @@ import pandas as pd
 from arena_lib.data.resample import timeframe_to_ns
 
 OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def ns_to_index(ns: np.ndarray, name: str | None = "timestamp") -> pd.DatetimeIndex:
+    """Epoch-nanosecond integers to a UTC DatetimeIndex (a view: ~300x faster than `pd.to_datetime` on pandas 3)."""
+    return pd.DatetimeIndex(np.asarray(ns, dtype=np.int64).view("datetime64[ns]"), name=name).tz_localize("UTC")
 
 
 @dataclass(frozen=True)
@@ -126,14 +132,23 @@ class MarketData:
 
     def index(self) -> pd.DatetimeIndex:
         """Bar open times as a UTC DatetimeIndex."""
-        return pd.DatetimeIndex(pd.to_datetime(self.times, utc=True), name="timestamp")
+        return ns_to_index(self.times)
 
     def close_times(self) -> pd.DatetimeIndex:
         """Bar close times (when a decision on that bar is made) as a UTC DatetimeIndex."""
-        return pd.DatetimeIndex(pd.to_datetime(self.times + self.bar_ns, utc=True), name="timestamp")
+        return ns_to_index(self.times + self.bar_ns)
+
+    @cached_property
+    def close_times_ns(self) -> list[int]:
+        """Bar close times as Python ints, for the step loop's clock."""
+        return (self.times + self.bar_ns).tolist()  # type: ignore[no-any-return]
 
     def fingerprint(self) -> str:
-        """A content hash of every bar and funding rate, logged with each run as its data hash."""
+        """A content hash of every bar and funding rate (computed once), logged with each run as its data hash."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
         h = hashlib.sha256()
         h.update(",".join(self.symbols).encode())
         h.update(self.timeframe.encode())

@@ -16,12 +16,12 @@ from numba import njit
 
 from arena_lib.agents.base import BatchAgent
 from arena_lib.config import BacktestConfig
-from arena_lib.data.market import MarketData
+from arena_lib.data.market import MarketData, ns_to_index
 from arena_lib.engine import rules
 from arena_lib.engine.broker import exit_order_id
 from arena_lib.engine.loop import order_id
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult, equity_series
-from arena_lib.types import FillKind
+from arena_lib.types import FillKind, Position
 
 # Columns of the kernel's fill records.
 F_BAR, F_SYM, F_SIDE, F_QTY, F_PRICE, F_FEE, F_KIND, F_PNL, F_FUNDING, F_FLAGS, F_AT_CLOSE, F_ORIGIN = range(12)
@@ -99,8 +99,12 @@ def simulate(
     min_free: float,
     allow_reversal: bool,
     fill_at_close: bool,
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int]:
-    """Simulate one account; returns (fill records, count, equity per bar, gross exposure per bar, rejections)."""
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int, np.ndarray]:
+    """Simulate one account.
+
+    Returns (fill records, count, equity per bar, gross exposure per bar, fill-time rejections, final state), the
+    final state being rows quantity, entry, margin, leverage, liquidation, stop, take-profit, funding x symbols.
+    """
     n, m = close.shape
     qty = np.zeros(m)
     entry = np.zeros(m)
@@ -291,7 +295,8 @@ def simulate(
             if qty[j] != 0.0:
                 g += abs(qty[j]) * close_marks[j]
         gross_out[i] = g
-    return buf, k, eq_out, gross_out, rejected
+    state = np.vstack((qty, entry, margin, lev, liq, stop, tp, fund_acc))
+    return buf, k, eq_out, gross_out, rejected, state
 
 
 @njit(cache=True)
@@ -379,7 +384,7 @@ def run_batch(
         raise ValueError(f"{agent.name}: decide_batch returned targets of shape {sig.target.shape}, expected {shape}")
     nan = np.full(shape, np.nan)
     c, ex, risk = config.costs, config.execution, config.risk
-    buf, k, eq, gross, rejected = simulate(
+    buf, k, eq, gross, rejected, state = simulate(
         market.open,
         market.high,
         market.low,
@@ -404,10 +409,12 @@ def run_batch(
         ex.fill == "close",
     )
     close_times = market.close_times()
+    fills = _fills_frame(buf[:k], market, run_id, agent.name)
     return BacktestResult(
         agent=agent.name,
         equity=equity_series(eq, close_times, agent.name),
-        fills=_fills_frame(buf[:k], market, run_id, agent.name),
+        fills=fills,
+        open_positions=_open_positions(state, fills, market),
         exposure=equity_series(gross, close_times, "gross_exposure"),
         initial_cash=ex.initial_cash,
         meta={
@@ -418,6 +425,30 @@ def run_batch(
             "fill_rejections": int(rejected),
         },
     )
+
+
+def _open_positions(state: np.ndarray, fills: pd.DataFrame, market: MarketData) -> dict[str, Position]:
+    """The kernel's final state as `Position`s, like the step loop's final portfolio."""
+    qty, entry, margin, lev, liq, stop, tp, funding = state
+    out: dict[str, Position] = {}
+    for j, sym in enumerate(market.symbols):
+        if qty[j] == 0.0:
+            continue
+        opened = fills[(fills["symbol"] == sym) & (fills["kind"] == FillKind.ENTRY.value)].iloc[-1]
+        out[sym] = Position(
+            symbol=sym,
+            quantity=float(qty[j]),
+            entry_price=float(entry[j]),
+            leverage=float(lev[j]),
+            margin=float(margin[j]),
+            opened_at=int(opened["timestamp"].value),
+            liquidation_price=float(liq[j]),
+            stop_loss=None if math.isnan(stop[j]) else float(stop[j]),
+            take_profit=None if math.isnan(tp[j]) else float(tp[j]),
+            entry_fee=float(opened["fee"]),
+            funding_paid=float(funding[j]),
+        )
+    return out
 
 
 def _fills_frame(rec: np.ndarray, market: MarketData, run_id: str, agent: str) -> pd.DataFrame:
@@ -442,7 +473,7 @@ def _fills_frame(rec: np.ndarray, market: MarketData, run_id: str, agent: str) -
         {
             "order_id": ids,
             "symbol": syms,
-            "timestamp": pd.to_datetime(t, utc=True),
+            "timestamp": ns_to_index(t, None),
             "side": np.where(rec[:, F_SIDE] > 0, "buy", "sell"),
             "quantity": rec[:, F_QTY],
             "price": rec[:, F_PRICE],

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from arena_lib.agents.base import AccountView, Agent
 from arena_lib.clock import SimulatedClock
@@ -33,15 +34,43 @@ class _Account:
     agent: Agent
     broker: SimBroker
     portfolio: Portfolio
-    equity: np.ndarray
     exposure: np.ndarray
+    equity: list[float] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     verdicts: list[RiskVerdict] = field(default_factory=list)
+    idle_view: AccountView | None = None  # reused while the account is flat and its cash unchanged
 
 
 def order_id(run_id: str, agent: str, round_ns: int, symbol: str) -> str:
     """Deterministic order id (run/agent/round/symbol): a re-executed round maps to the same ids."""
     return f"{run_id}/{agent}/{round_ns}/{symbol}"
+
+
+class _Marks:
+    """Per-bar marks, computed only when an account needs them (a flat, idle account needs none)."""
+
+    def __init__(self, market: MarketData) -> None:
+        close_ff = pd.DataFrame(market.close).ffill().to_numpy()
+        # Per-symbol 1D lists: indexing them is fast, and they are m objects rather than n small ones.
+        self.close_cols = [close_ff[:, j].tolist() for j in range(close_ff.shape[1])]
+        self.open_cols = [market.open[:, j].tolist() for j in range(close_ff.shape[1])]
+        self.has_cols = [market.has_bar[:, j].tolist() for j in range(close_ff.shape[1])]
+        self.volume_cols = [market.volume[:, j].tolist() for j in range(close_ff.shape[1])]
+
+    def at_close(self, i: int) -> list[float]:
+        """Latest close of every symbol at the close of row `i` (NaN before its first bar)."""
+        return [col[i] for col in self.close_cols]
+
+    def at_open(self, i: int) -> list[float]:
+        """Row `i`'s open where the symbol has a bar, else its last close."""
+        nan = math.nan
+        return [
+            o[i] if h[i] else (c[i - 1] if i > 0 else nan)
+            for o, h, c in zip(self.open_cols, self.has_cols, self.close_cols, strict=True)
+        ]
+
+    def volumes(self, i: int) -> list[float]:
+        return [col[i] for col in self.volume_cols]
 
 
 def run_replay(
@@ -53,66 +82,66 @@ def run_replay(
     progress: ProgressCallback | None = None,
     clock: SimulatedClock | None = None,
 ) -> dict[str, BacktestResult]:
-    """Replay `market` bar by bar for every agent; returns one `BacktestResult` per agent name."""
+    """Replay `market` bar by bar for every agent; returns one `BacktestResult` per agent name.
+
+    Per bar and account: funding, pending fills at the open and intrabar exits (see `SimBroker`), then the agent
+    decides on the shared snapshot and the RiskEngine reviews each decision before the broker sees it.
+    """
     names = [a.name for a in agents]
     if len(set(names)) != len(names):
         raise ValueError(f"agent names must be unique in a replay, got {names}")
     clock = clock or SimulatedClock()
-    n, m = market.close.shape
+    n = market.n_bars
     symbols = market.symbols
     risk = RiskEngine(config.risk, config.costs.fee_rate)
     at_close = config.execution.fill == "close"
     cash0 = config.execution.initial_cash
     accounts = [
-        _Account(a, SimBroker(market, config, f"{run_id}/{a.name}"), Portfolio.start(cash0), np.empty(n), np.zeros(n))
+        _Account(a, SimBroker(market, config, f"{run_id}/{a.name}"), Portfolio.start(cash0), np.zeros(n))
         for a in agents
     ]
-    # Plain Python lists index faster than numpy scalars in this loop.
-    has_bar = market.has_bar.tolist()
-    opens = market.open.tolist()
-    closes = market.close.tolist()
-    volumes = market.volume.tolist()
+    marks = _Marks(market)
     funding_rows: dict[int, list[tuple[int, float]]] = {}
     for i, j in zip(*np.nonzero(market.funding), strict=True):
         funding_rows.setdefault(int(i), []).append((int(j), float(market.funding[i, j])))
-    open_marks = [math.nan] * m
-    close_marks = [math.nan] * m
+    close_ns = market.close_times_ns
     step = max(1, n // 100)
 
     for i in range(n):
-        row_has = has_bar[i]
-        t_close = int(market.times[i]) + market.bar_ns
+        t_close = close_ns[i]
         clock.advance_to(t_close)
-        for j in range(m):
-            if row_has[j]:
-                open_marks[j] = opens[i][j]
         funding_now = funding_rows.get(i)
+        snapshot = MarketSnapshot(market, i)
+        close_marks: list[float] | None = None
         for acc in accounts:
             pf = acc.portfolio
             broker = acc.broker
-            if funding_now is not None and pf.positions:
-                pf = broker.settle_funding(i, pf, funding_now)
-            if broker.pending:
-                marks = [open_marks[j] if row_has[j] else close_marks[j] for j in range(m)]
-                pf = broker.fill_pending(i, pf, marks, acc.fills)
-            if pf.positions:
-                pf = broker.check_exits(i, pf, acc.fills)
-            acc.portfolio = pf
-        for j in range(m):
-            if row_has[j]:
-                close_marks[j] = closes[i][j]
-        snapshot = MarketSnapshot(market, i)
-        for acc in accounts:
-            pf = acc.portfolio
-            eq = equity(pf, symbols, close_marks) if pf.positions else pf.cash
-            decisions = acc.agent.decide(snapshot, AccountView(pf.cash, eq, cash0, pf.positions))
-            if decisions:
-                pf = _act(acc, decisions, risk, run_id, t_close, i, close_marks, volumes[i], at_close, snapshot)
+            if pf.positions or broker.pending:
+                if funding_now is not None and pf.positions:
+                    pf = broker.settle_funding(i, pf, funding_now)
+                if broker.pending:
+                    pf = broker.fill_pending(i, pf, marks.at_open(i), acc.fills)
+                if pf.positions:
+                    pf = broker.check_exits(i, pf, acc.fills)
                 acc.portfolio = pf
-                eq = equity(pf, symbols, close_marks) if pf.positions else pf.cash
-            acc.equity[i] = eq
             if pf.positions:
-                acc.exposure[i] = gross_notional(pf, symbols, close_marks)
+                close_marks = close_marks or marks.at_close(i)
+                eq = equity(pf, symbols, close_marks)
+                view = AccountView(pf.cash, eq, cash0, pf.positions)
+            else:
+                eq = pf.cash
+                view = acc.idle_view
+                if view is None or view.cash != eq:
+                    view = acc.idle_view = AccountView(eq, eq, cash0, pf.positions)
+            decisions = acc.agent.decide(snapshot, view)
+            if decisions:
+                close_marks = close_marks or marks.at_close(i)
+                pf = _act(acc, decisions, risk, run_id, t_close, close_marks, marks.volumes(i), at_close, snapshot)
+                acc.portfolio = pf
+                eq = equity(pf, symbols, close_marks)
+            acc.equity.append(eq)
+            if pf.positions:
+                acc.exposure[i] = gross_notional(pf, symbols, close_marks or marks.at_close(i))
         if progress is not None and (i % step == 0 or i == n - 1):
             progress(i + 1, n)
 
@@ -120,7 +149,7 @@ def run_replay(
     return {
         acc.agent.name: BacktestResult(
             agent=acc.agent.name,
-            equity=equity_series(acc.equity, close_times, acc.agent.name),
+            equity=equity_series(np.asarray(acc.equity, dtype=np.float64), close_times, acc.agent.name),
             fills=fills_frame(acc.fills),
             exposure=equity_series(acc.exposure, close_times, "gross_exposure"),
             initial_cash=cash0,
@@ -139,7 +168,6 @@ def _act(
     risk: RiskEngine,
     run_id: str,
     t_close: int,
-    i: int,
     marks: list[float],
     volumes: list[float],
     at_close: bool,

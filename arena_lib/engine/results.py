@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arena_lib.data.market import ns_to_index
 from arena_lib.types import Fill, FillKind, RiskVerdict
 
 FILL_COLUMNS = [
@@ -47,7 +48,7 @@ def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
         {
             "order_id": [f.order_id for f in fills],
             "symbol": [f.symbol for f in fills],
-            "timestamp": pd.to_datetime([f.timestamp for f in fills], utc=True),
+            "timestamp": ns_to_index(np.array([f.timestamp for f in fills], dtype=np.int64), None),
             "side": [f.side.value for f in fills],
             "quantity": [f.quantity for f in fills],
             "price": [f.price for f in fills],

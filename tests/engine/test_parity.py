@@ -108,6 +108,7 @@ def test_step_loop_and_kernel_are_identical(runs: dict, mode: str, agent: str) -
     assert len(step.fill_rejections) == batch.meta["fill_rejections"]
     assert step.meta["data_hash"] == batch.meta["data_hash"]
     assert step.meta["spec"] == batch.meta["spec"]
+    assert step.open_positions == batch.open_positions  # the final state, margins and funding included
 
 
 def test_gross_exposure_is_identical_on_both_paths(runs: dict) -> None:
