@@ -141,7 +141,8 @@ class MarketData:
     @cached_property
     def close_times_ns(self) -> list[int]:
         """Bar close times as Python ints, for the step loop's clock."""
-        return (self.times + self.bar_ns).tolist()  # type: ignore[no-any-return]
+        out: list[int] = (self.times + self.bar_ns).tolist()
+        return out
 
     def fingerprint(self) -> str:
         """A content hash of every bar and funding rate (computed once), logged with each run as its data hash."""

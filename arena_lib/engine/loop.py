@@ -130,9 +130,10 @@ def run_replay(
                 view = AccountView(pf.cash, eq, cash0, pf.positions)
             else:
                 eq = pf.cash
-                view = acc.idle_view
-                if view is None or view.cash != eq:
-                    view = acc.idle_view = AccountView(eq, eq, cash0, pf.positions)
+                idle = acc.idle_view
+                if idle is None or idle.cash != eq:
+                    idle = acc.idle_view = AccountView(eq, eq, cash0, pf.positions)
+                view = idle
             decisions = acc.agent.decide(snapshot, view)
             if decisions:
                 close_marks = close_marks or marks.at_close(i)

@@ -62,9 +62,30 @@ def test_data_check_missing_file_is_a_clear_failure(tmp_path: Path) -> None:
 def test_backtest_json_and_run_folder(tmp_path: Path) -> None:
     out_dir = tmp_path / "run"
     code, out = _invoke(
-        "backtest", "--agent", "sma_cross", "-p", "fast=12", "-p", "slow=48", "--symbol", "BTC/USDT",
-        "--timeframe", "1h", "--start", "2024-01-01", "--end", "2024-03-31", "--fee-bps", "5",
-        "--slippage-bps", "2", "--fill", "next_open", "--json", "--out", str(out_dir),
+        "backtest",
+        "--agent",
+        "sma_cross",
+        "-p",
+        "fast=12",
+        "-p",
+        "slow=48",
+        "--symbol",
+        "BTC/USDT",
+        "--timeframe",
+        "1h",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-03-31",
+        "--fee-bps",
+        "5",
+        "--slippage-bps",
+        "2",
+        "--fill",
+        "next_open",
+        "--json",
+        "--out",
+        str(out_dir),
     )
     assert code == 0, out
     payload = json.loads(out.strip().splitlines()[-1])
@@ -80,19 +101,42 @@ def test_backtest_json_and_run_folder(tmp_path: Path) -> None:
 
 
 def test_backtest_batch_path_matches_step_path(tmp_path: Path) -> None:
-    args = ["backtest", "--agent", "momentum", "-p", "window=48", "--symbol", "ETH/USDT", "--start", "2024-01-01",
-            "--end", "2024-02-29", "--json"]
+    args = [
+        "backtest",
+        "--agent",
+        "momentum",
+        "-p",
+        "window=48",
+        "--symbol",
+        "ETH/USDT",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-02-29",
+        "--json",
+    ]
     code1, out1 = _invoke(*args, "--out", str(tmp_path / "a"))
     code2, out2 = _invoke(*args, "--batch", "--out", str(tmp_path / "b"))
-    assert code1 == 0 and code2 == 0, (out1, out2)
+    assert code1 == 0, out1
+    assert code2 == 0, out2
     a, b = json.loads(out1.strip().splitlines()[-1]), json.loads(out2.strip().splitlines()[-1])
     assert a["final_equity"] == b["final_equity"]
     assert a["trades"] == b["trades"]
 
 
 def test_backtest_on_user_file(small_csv: Path, tmp_path: Path) -> None:
-    code, out = _invoke("backtest", "--agent", "buy_and_hold", "--data", str(small_csv), "--timeframe", "1h",
-                        "--json", "--out", str(tmp_path / "r"))
+    code, out = _invoke(
+        "backtest",
+        "--agent",
+        "buy_and_hold",
+        "--data",
+        str(small_csv),
+        "--timeframe",
+        "1h",
+        "--json",
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 0, out
     assert json.loads(out.strip().splitlines()[-1])["final_equity"] > 0
 
