@@ -106,14 +106,14 @@ def simulate(
     final state being rows quantity, entry, margin, leverage, liquidation, stop, take-profit, funding x symbols.
     """
     n, m = close.shape
-    qty = np.zeros(m)
-    entry = np.zeros(m)
-    margin = np.zeros(m)
-    lev = np.ones(m)
-    liq = np.zeros(m)
-    stop = np.full(m, np.nan)
-    tp = np.full(m, np.nan)
-    fund_acc = np.zeros(m)
+    # Open positions, one column per symbol; the names below are views into its rows.
+    state = np.zeros((8, m))
+    qty, entry, margin, lev, liq = state[0], state[1], state[2], state[3], state[4]
+    stop, tp, fund_acc = state[5], state[6], state[7]
+    lev[:] = 1.0
+    stop[:] = np.nan
+    tp[:] = np.nan
+    prm = np.array([fee_rate, slip_bps, impact, mmr, max_pos, max_gross, min_free])
     cash = cash0
     open_marks = np.full(m, np.nan)
     close_marks = np.full(m, np.nan)
@@ -174,22 +174,9 @@ def simulate(
                     p_vol[j],
                     p_origin[j],
                     cash,
-                    qty,
-                    entry,
-                    margin,
-                    lev,
-                    liq,
-                    stop,
-                    tp,
-                    fund_acc,
+                    state,
                     marks,
-                    fee_rate,
-                    slip_bps,
-                    impact,
-                    mmr,
-                    max_pos,
-                    max_gross,
-                    min_free,
+                    prm,
                 )
                 rejected += rej
         # 3. intrabar exits
@@ -262,22 +249,9 @@ def simulate(
                     volume[i, j],
                     i,
                     cash,
-                    qty,
-                    entry,
-                    margin,
-                    lev,
-                    liq,
-                    stop,
-                    tp,
-                    fund_acc,
+                    state,
                     marks,
-                    fee_rate,
-                    slip_bps,
-                    impact,
-                    mmr,
-                    max_pos,
-                    max_gross,
-                    min_free,
+                    prm,
                 )
                 rejected += rej
             else:
@@ -295,7 +269,6 @@ def simulate(
             if qty[j] != 0.0:
                 g += abs(qty[j]) * close_marks[j]
         gross_out[i] = g
-    state = np.vstack((qty, entry, margin, lev, liq, stop, tp, fund_acc))
     return buf, k, eq_out, gross_out, rejected, state
 
 
@@ -315,24 +288,19 @@ def _execute(
     vol: float,
     origin: int,
     cash: float,
-    qty: np.ndarray,
-    entry: np.ndarray,
-    margin: np.ndarray,
-    lev: np.ndarray,
-    liq: np.ndarray,
-    stop: np.ndarray,
-    tp: np.ndarray,
-    fund_acc: np.ndarray,
+    state: np.ndarray,
     marks: np.ndarray,
-    fee_rate: float,
-    slip_bps: float,
-    impact: float,
-    mmr: float,
-    max_pos: float,
-    max_gross: float,
-    min_free: float,
+    prm: np.ndarray,
 ) -> tuple[np.ndarray, int, float, int]:
-    """Mirror of `SimBroker.execute`: close what the order closes or reverses, then enter."""
+    """Mirror of `SimBroker.execute`: close what the order closes or reverses, then enter.
+
+    `state` holds the open positions (rows as in `simulate`); `prm` the costs and limits
+    (fee rate, slippage bps, impact, maintenance margin rate, max position, max gross, min free margin).
+    """
+    qty, entry, margin, lev, liq = state[0], state[1], state[2], state[3], state[4]
+    stop, tp, fund_acc = state[5], state[6], state[7]
+    fee_rate, slip_bps, impact, mmr = prm[0], prm[1], prm[2], prm[3]
+    max_pos, max_gross, min_free = prm[4], prm[5], prm[6]
     if qty[j] != 0.0:
         d = 1 if qty[j] > 0 else -1
         if direction == 0 or direction != d:

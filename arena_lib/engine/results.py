@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.data.market import ns_to_index
+from arena_lib.engine.metrics import TRADE_COLUMNS as METRIC_TRADE_COLUMNS
 from arena_lib.types import Fill, FillKind, RiskVerdict
 
 FILL_COLUMNS = [
@@ -25,19 +26,7 @@ FILL_COLUMNS = [
     "funding",
     "note",
 ]
-TRADE_COLUMNS = [
-    "symbol",
-    "direction",
-    "entry_time",
-    "exit_time",
-    "entry_price",
-    "exit_price",
-    "quantity",
-    "pnl",
-    "fees",
-    "funding",
-    "exit_kind",
-]
+TRADE_COLUMNS = [*METRIC_TRADE_COLUMNS, "exit_kind"]  # the metrics' columns plus why each trade ended
 
 
 def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
