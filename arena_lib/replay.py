@@ -21,9 +21,8 @@ from arena_lib.arena.leaderboard import leaderboard
 from arena_lib.config import BacktestConfig
 from arena_lib.data.loader import load_checked
 from arena_lib.data.market import MarketData
-from arena_lib.data.quality import check_ohlcv
 from arena_lib.data.resample import to_utc_timestamp
-from arena_lib.data.sample import load_sample, load_sample_funding, normalize_symbol
+from arena_lib.data.sample import load_sample, load_sample_funding, normalize_symbol, select_window
 from arena_lib.engine.loop import ProgressCallback, run_replay
 from arena_lib.engine.results import BacktestResult
 
@@ -47,26 +46,16 @@ def load_market(
     if data_paths:
         for path in data_paths:
             frame = load_checked(path, timeframe)
-            frames[Path(path).name.split(".")[0]] = _window(frame, start, end)
+            frames[Path(path).name.split(".")[0]] = select_window(frame, start, end)
     else:
         for sym in symbols:
             norm = normalize_symbol(sym)
-            frame = load_sample(norm, timeframe, start, end)
-            check_ohlcv(frame, timeframe).raise_if_failed(f"sample {norm} {timeframe}")
-            frames[norm] = frame
+            frames[norm] = load_sample(norm, timeframe, start, end)  # quality-checked on load
             funding[norm] = load_sample_funding(norm, start, end)
     empty = [s for s, f in frames.items() if f.empty]
     if empty:
         raise ValueError(f"no bars for {empty} between {start} and {end}")
     return MarketData.from_frames(frames, timeframe, funding)
-
-
-def _window(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
-    if start is not None:
-        frame = frame[frame.index >= to_utc_timestamp(start, "start")]
-    if end is not None:
-        frame = frame[frame.index <= to_utc_timestamp(end, "end")]
-    return frame
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from anywhere: benchmark this checkout's arena_lib
     sys.path.insert(0, str(ROOT))
 
+from arena_lib.agents.base import BatchSignals  # noqa: E402
 from arena_lib.agents.baselines import NoOpAgent, SmaCross  # noqa: E402
 from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig  # noqa: E402
 from arena_lib.data.market import OHLCV, MarketData  # noqa: E402
 from arena_lib.data.sample import load_sample  # noqa: E402
-from arena_lib.engine.kernel import run_batch, simulate  # noqa: E402
+from arena_lib.engine.kernel import run_batch, simulate, simulate_args  # noqa: E402
 from arena_lib.engine.loop import run_replay  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
@@ -111,36 +112,6 @@ def _ratio(arena_s: float, peer_s: float) -> float:
 
 
 # -- 1. batch kernel vs vectorbt -------------------------------------------------------------------------------------
-def kernel_args(market: MarketData, target: np.ndarray, config: BacktestConfig) -> tuple[Any, ...]:
-    """The arguments `run_batch` passes to `simulate` (no stops, no take-profits, leverage 1)."""
-    nan = np.full(market.close.shape, np.nan)
-    c, ex, risk = config.costs, config.execution, config.risk
-    return (
-        market.open,
-        market.high,
-        market.low,
-        market.close,
-        market.volume,
-        market.has_bar,
-        market.funding,
-        np.ascontiguousarray(target, dtype=np.float64),
-        nan,
-        nan,
-        1.0,
-        ex.initial_cash,
-        c.fee_rate,
-        c.slippage_bps,
-        c.impact_coef,
-        ex.maintenance_margin_rate,
-        risk.max_leverage,
-        risk.max_position_notional,
-        risk.max_gross_exposure,
-        risk.min_free_margin,
-        risk.allow_reversal,
-        ex.fill == "close",
-    )
-
-
 def vectorbt_signals(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Arena targets as vectorbt long-only signals for `next_open`: shifted one bar (decide at i, fill at i+1 open)."""
     entries = np.zeros(len(target), dtype=bool)
@@ -158,7 +129,7 @@ def bench_batch(n_bars: int, repeats: int) -> dict[str, Any]:
     config = _config("next_open")
     agent = SmaCross(fast=24, slow=96)
     target = agent.decide_batch(market).target
-    args = kernel_args(market, target, config)
+    args = simulate_args(market, BatchSignals(target=target), config)
     close, open_ = market.close[:, 0].copy(), market.open[:, 0].copy()
     vbt_kwargs: dict[str, Any] = {
         "price": open_,

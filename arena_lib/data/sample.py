@@ -96,7 +96,8 @@ def _load_cached(path: Path, timeframe: str) -> pd.DataFrame:
     return _CACHE[key]
 
 
-def _window(frame: pd.DataFrame, start: TimeLike | None, end: TimeLike | None) -> pd.DataFrame:
+def select_window(frame: pd.DataFrame, start: TimeLike | None, end: TimeLike | None) -> pd.DataFrame:
+    """Bars with open times in ``[start, end]`` (inclusive; naive times read as UTC); start after end raises."""
     lo = to_utc_timestamp(start, "start") if start is not None else None
     hi = to_utc_timestamp(end, "end") if end is not None else None
     if lo is not None and hi is not None and lo > hi:
@@ -135,7 +136,7 @@ def load_sample(
         raise DataNotFoundError(
             f"no sample data for symbol {symbol!r} ({norm}) at {timeframe}; available symbols: {', '.join(symbols)}"
         )
-    return _window(_load_cached(path, timeframe), start, end)
+    return select_window(_load_cached(path, timeframe), start, end)
 
 
 def load_sample_funding(
@@ -157,7 +158,7 @@ def load_sample_funding(
             raise DataNotFoundError(f"symbol {symbol!r} ({norm}) is not in the sample; available: {', '.join(known)}")
         empty_index = pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="timestamp")
         return pd.Series([], index=empty_index, dtype="float64", name="funding_rate")
-    frame = _window(load_funding(path), start, end)
+    frame = select_window(load_funding(path), start, end)
     return frame["funding_rate"]
 
 

@@ -9,12 +9,13 @@ equal the step loop's; `tests/engine/test_parity.py` holds them to that on the r
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numba import njit
 
-from arena_lib.agents.base import BatchAgent
+from arena_lib.agents.base import BatchAgent, BatchSignals
 from arena_lib.config import BacktestConfig
 from arena_lib.data.market import MarketData, ns_to_index
 from arena_lib.engine import rules
@@ -342,17 +343,11 @@ def _execute(
     return buf, k + 1, cash, 0
 
 
-def run_batch(
-    agent: BatchAgent, market: MarketData, config: BacktestConfig, *, run_id: str = "replay"
-) -> BacktestResult:
-    """Run an agent's `decide_batch` targets through the kernel; same result shape as the step loop."""
-    sig = agent.decide_batch(market)
-    shape = market.close.shape
-    if sig.target.shape != shape:
-        raise ValueError(f"{agent.name}: decide_batch returned targets of shape {sig.target.shape}, expected {shape}")
-    nan = np.full(shape, np.nan)
+def simulate_args(market: MarketData, sig: BatchSignals, config: BacktestConfig) -> tuple[Any, ...]:
+    """The positional arguments of `simulate` for `sig` on `market` under `config`."""
+    nan = np.full(market.close.shape, np.nan)
     c, ex, risk = config.costs, config.execution, config.risk
-    buf, k, eq, gross, rejected, state = simulate(
+    return (
         market.open,
         market.high,
         market.low,
@@ -376,6 +371,17 @@ def run_batch(
         risk.allow_reversal,
         ex.fill == "close",
     )
+
+
+def run_batch(
+    agent: BatchAgent, market: MarketData, config: BacktestConfig, *, run_id: str = "replay"
+) -> BacktestResult:
+    """Run an agent's `decide_batch` targets through the kernel; same result shape as the step loop."""
+    sig = agent.decide_batch(market)
+    shape = market.close.shape
+    if sig.target.shape != shape:
+        raise ValueError(f"{agent.name}: decide_batch returned targets of shape {sig.target.shape}, expected {shape}")
+    buf, k, eq, gross, rejected, state = simulate(*simulate_args(market, sig, config))
     close_times = market.close_times()
     fills = _fills_frame(buf[:k], market, run_id, agent.name)
     return BacktestResult(
@@ -384,7 +390,7 @@ def run_batch(
         fills=fills,
         open_positions=_open_positions(state, fills, market),
         exposure=equity_series(gross, close_times, "gross_exposure"),
-        initial_cash=ex.initial_cash,
+        initial_cash=config.execution.initial_cash,
         meta={
             "path": "batch",
             "run_id": run_id,
