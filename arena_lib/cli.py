@@ -1,4 +1,4 @@
-"""The `arena` command: data checks, backtests and the demo competition.
+"""The `arena` command: data checks, backtests, the demo, and the arena commands of `cli_arena`.
 
 Heavy imports happen inside each command so that `arena --help` stays instant.
 """
@@ -260,6 +260,15 @@ def demo(
     console.print(f"leaderboard: {out_dir / 'leaderboard.csv'}")
     console.print(f"equity race: {race}")
     console.print(f"per-agent runs: {out_dir}/<agent>/ (equity, fills, trades, metrics, report_*.html)")
+
+
+def _register_arena_commands() -> None:
+    from arena_lib.cli_arena import register
+
+    register(app)
+
+
+_register_arena_commands()
 
 
 def main() -> None:

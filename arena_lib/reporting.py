@@ -81,21 +81,39 @@ def backtest_figure(result: BacktestResult, market: MarketData, symbol: str | No
     return fig
 
 
-def equity_race_figure(results: Mapping[str, BacktestResult]) -> go.Figure:
-    """Every agent's equity on one chart: the race a stakeholder wants to see first."""
-    fig = go.Figure()
+def equity_race_figure(results: Mapping[str, BacktestResult], with_drawdown: bool = False) -> go.Figure:
+    """Every agent's equity on one chart (the race a stakeholder wants to see first), optionally with drawdowns."""
+    fig = make_subplots(
+        rows=2 if with_drawdown else 1,
+        cols=1,
+        shared_xaxes=True,
+        row_heights=[0.7, 0.3] if with_drawdown else [1.0],
+        vertical_spacing=0.04,
+    )
     for k, (name, res) in enumerate(results.items()):
+        color = PALETTE[k % len(PALETTE)]
         fig.add_trace(
-            go.Scattergl(x=res.equity.index, y=res.equity, name=name, line={"color": PALETTE[k % len(PALETTE)]})
+            go.Scattergl(x=res.equity.index, y=res.equity, name=name, legendgroup=name, line={"color": color}),
+            row=1,
+            col=1,
         )
+        if with_drawdown:
+            dd = drawdown(res.equity) * 100.0
+            fig.add_trace(
+                go.Scattergl(x=dd.index, y=dd, name=name, legendgroup=name, showlegend=False, line={"color": color}),
+                row=2,
+                col=1,
+            )
     fig.update_layout(
         template=TEMPLATE,
-        height=550,
+        height=700 if with_drawdown else 550,
         title="Equity race",
-        yaxis_title="equity (quote currency)",
         hovermode="x unified",
         legend_title="agent",
     )
+    fig.update_yaxes(title_text="equity (quote currency)", row=1, col=1)
+    if with_drawdown:
+        fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     return fig
 
 

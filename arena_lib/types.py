@@ -143,6 +143,8 @@ class Fill:
     realized_pnl: float = 0.0  # price PnL of the closed quantity, before fees; 0 for entries
     funding: float = 0.0  # on exits: funding paid over the position's life (negative = received)
     note: str = ""
+    margin: float = 0.0  # isolated margin posted (entry) or released (exit, liquidation), so cash reconciles
+    leverage: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,6 +130,8 @@ class SimBroker:
                         pnl,
                         pos.funding_paid,
                         "isolated margin lost",
+                        margin=pos.margin,
+                        leverage=pos.leverage,
                     )
                 )
                 continue
@@ -139,7 +141,22 @@ class SimBroker:
                 price = rules.market_fill_price(trigger, -pos.direction, slip)
             fee = qty * price * self._fee
             pf, pnl = close_position(pf, sym, price, fee)
-            fills.append(Fill(oid, sym, t, side, qty, price, fee, _EXIT_KIND[kind], pnl, pos.funding_paid))
+            fills.append(
+                Fill(
+                    oid,
+                    sym,
+                    t,
+                    side,
+                    qty,
+                    price,
+                    fee,
+                    _EXIT_KIND[kind],
+                    pnl,
+                    pos.funding_paid,
+                    margin=pos.margin,
+                    leverage=pos.leverage,
+                )
+            )
         return pf
 
     # -- orders ---------------------------------------------------------------------------------------------------
@@ -173,6 +190,8 @@ class SimBroker:
                     FillKind.EXIT,
                     pnl,
                     pos.funding_paid,
+                    margin=pos.margin,
+                    leverage=pos.leverage,
                 )
             )
         direction = order.direction
@@ -216,6 +235,8 @@ class SimBroker:
                 0.0,
                 0.0,
                 rules.describe_caps(flags),
+                margin=position.margin,
+                leverage=order.leverage,
             )
         )
         return pf

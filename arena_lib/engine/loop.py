@@ -30,7 +30,9 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass
-class _Account:
+class AccountState:
+    """One isolated account in a replay or arena: its agent, broker, portfolio and what it produced."""
+
     agent: Agent
     broker: SimBroker
     portfolio: Portfolio
@@ -46,7 +48,7 @@ def order_id(run_id: str, agent: str, round_ns: int, symbol: str) -> str:
     return f"{run_id}/{agent}/{round_ns}/{symbol}"
 
 
-class _Marks:
+class BarMarks:
     """Per-bar marks, computed only when an account needs them (a flat, idle account needs none)."""
 
     def __init__(self, market: MarketData) -> None:
@@ -73,6 +75,29 @@ class _Marks:
         return [col[i] for col in self.volume_cols]
 
 
+def funding_by_row(market: MarketData) -> dict[int, list[tuple[int, float]]]:
+    """Funding settlements indexed by bar row: row -> [(symbol index, rate)]."""
+    rows: dict[int, list[tuple[int, float]]] = {}
+    for i, j in zip(*np.nonzero(market.funding), strict=True):
+        rows.setdefault(int(i), []).append((int(j), float(market.funding[i, j])))
+    return rows
+
+
+def settle_bar(acc: AccountState, i: int, funding_now: list[tuple[int, float]] | None, marks: BarMarks) -> Portfolio:
+    """The bar events before a decision, in the broker's order: funding, pending fills at the open, intrabar exits."""
+    pf = acc.portfolio
+    broker = acc.broker
+    if pf.positions or broker.pending:
+        if funding_now is not None and pf.positions:
+            pf = broker.settle_funding(i, pf, funding_now)
+        if broker.pending:
+            pf = broker.fill_pending(i, pf, marks.at_open(i), acc.fills)
+        if pf.positions:
+            pf = broker.check_exits(i, pf, acc.fills)
+        acc.portfolio = pf
+    return pf
+
+
 def run_replay(
     agents: Sequence[Agent],
     market: MarketData,
@@ -97,13 +122,11 @@ def run_replay(
     at_close = config.execution.fill == "close"
     cash0 = config.execution.initial_cash
     accounts = [
-        _Account(a, SimBroker(market, config, f"{run_id}/{a.name}"), Portfolio.start(cash0), np.zeros(n))
+        AccountState(a, SimBroker(market, config, f"{run_id}/{a.name}"), Portfolio.start(cash0), np.zeros(n))
         for a in agents
     ]
-    marks = _Marks(market)
-    funding_rows: dict[int, list[tuple[int, float]]] = {}
-    for i, j in zip(*np.nonzero(market.funding), strict=True):
-        funding_rows.setdefault(int(i), []).append((int(j), float(market.funding[i, j])))
+    marks = BarMarks(market)
+    funding_rows = funding_by_row(market)
     close_ns = market.close_times_ns
     step = max(1, n // 100)
 
@@ -114,16 +137,7 @@ def run_replay(
         snapshot = MarketSnapshot(market, i)
         close_marks: list[float] | None = None
         for acc in accounts:
-            pf = acc.portfolio
-            broker = acc.broker
-            if pf.positions or broker.pending:
-                if funding_now is not None and pf.positions:
-                    pf = broker.settle_funding(i, pf, funding_now)
-                if broker.pending:
-                    pf = broker.fill_pending(i, pf, marks.at_open(i), acc.fills)
-                if pf.positions:
-                    pf = broker.check_exits(i, pf, acc.fills)
-                acc.portfolio = pf
+            pf = settle_bar(acc, i, funding_now, marks)
             if pf.positions:
                 close_marks = close_marks or marks.at_close(i)
                 eq = equity(pf, symbols, close_marks)
@@ -137,7 +151,9 @@ def run_replay(
             decisions = acc.agent.decide(snapshot, view)
             if decisions:
                 close_marks = close_marks or marks.at_close(i)
-                pf = _act(acc, decisions, risk, run_id, t_close, close_marks, marks.volumes(i), at_close, snapshot)
+                pf = act_on_decisions(
+                    acc, decisions, risk, run_id, t_close, close_marks, marks.volumes(i), at_close, snapshot
+                )
                 acc.portfolio = pf
                 eq = equity(pf, symbols, close_marks)
             acc.equity.append(eq)
@@ -163,8 +179,8 @@ def run_replay(
     }
 
 
-def _act(
-    acc: _Account,
+def act_on_decisions(
+    acc: AccountState,
     decisions: Sequence[Decision],
     risk: RiskEngine,
     run_id: str,

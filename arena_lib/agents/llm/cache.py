@@ -1,0 +1,165 @@
+"""The LLM response cache: deterministic replays and shared recorded runs.
+
+A response is cached under the sha256 of everything that determines it: provider, model, system prompt, user
+prompt and the sampling parameters. A replay of a historical window with a warm cache therefore makes no API call
+and reproduces its decisions exactly, and a prompt A/B test compares two versions on identical snapshots without
+paying twice. In strict mode a miss is an error rather than a call, which is how a recorded run is audited.
+
+The cache is a table in its own database (SQLite under `.arena/` by default, any SQLAlchemy URL by
+`ARENA_LLM_CACHE_URL`), so it outlives runs and can be exported to a JSONL file and imported elsewhere.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import BigInteger, Engine, LargeBinary, String, create_engine, event, func, select
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+CACHE_URL_ENV = "ARENA_LLM_CACHE_URL"
+CacheMode = Literal["use", "strict", "refresh", "off"]
+CACHE_MODES: tuple[str, ...] = ("use", "strict", "refresh", "off")
+_FORMAT = "arena-llm-cache/1"
+
+
+class CacheMissError(LookupError):
+    """Strict mode found no recorded response for a request."""
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _CacheRow(_Base):
+    __tablename__ = "llm_cache"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # JSON: the response text, usage, latency
+
+
+def default_cache_url() -> str:
+    url = os.environ.get(CACHE_URL_ENV)
+    if url:
+        return url
+    path = Path(".arena") / "llm_cache.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+def cache_key(provider: str, model: str, system: str, user: str, params: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of everything that determines a response."""
+    blob = json.dumps(
+        {"provider": provider, "model": model, "system": system, "user": user, "params": dict(params)},
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ResponseCache:
+    """Recorded LLM responses by request hash, with an in-memory layer for fast replays."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_cache_url()
+        self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA busy_timeout=10000")
+                cur.close()
+
+        _Base.metadata.create_all(self.engine)
+        self._memory: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The recorded response payload for `key`, or None."""
+        hit = self._memory.get(key)
+        if hit is not None:
+            return hit
+        with Session(self.engine) as s:
+            row = s.get(_CacheRow, key)
+            if row is None:
+                return None
+            payload: dict[str, Any] = json.loads(row.payload)
+        self._memory[key] = payload
+        return payload
+
+    def put(self, key: str, provider: str, model: str, payload: Mapping[str, Any]) -> None:
+        """Record a response (committed at once, so a crash after the call never pays for it twice)."""
+        data = dict(payload)
+        with Session(self.engine) as s, s.begin():
+            s.merge(
+                _CacheRow(
+                    key=key,
+                    provider=provider,
+                    model=model,
+                    created_at=time.time_ns(),
+                    payload=json.dumps(data).encode(),
+                )
+            )
+        self._memory[key] = data
+
+    def __len__(self) -> int:
+        with Session(self.engine) as s:
+            return int(s.scalar(select(func.count()).select_from(_CacheRow)) or 0)
+
+    def _rows(self) -> Iterator[_CacheRow]:
+        with Session(self.engine) as s:
+            yield from s.scalars(select(_CacheRow).order_by(_CacheRow.created_at, _CacheRow.key))
+
+    def export(self, path: str | Path) -> int:
+        """Write every entry to a JSONL file (gzip when the name ends in .gz); returns the count."""
+        p = Path(path)
+        opener = gzip.open if p.suffix == ".gz" else open
+        n = 0
+        with opener(p, "wt", encoding="utf-8") as f:
+            f.write(json.dumps({"format": _FORMAT}) + "\n")
+            for row in self._rows():
+                rec = {"key": row.key, "provider": row.provider, "model": row.model, "created_at": row.created_at}
+                rec["response"] = json.loads(row.payload)
+                f.write(json.dumps(rec, sort_keys=True) + "\n")
+                n += 1
+        return n
+
+    def import_file(self, path: str | Path) -> int:
+        """Load entries exported by `export`; existing keys are kept. Returns how many were added."""
+        p = Path(path)
+        if not p.exists():
+            raise FileNotFoundError(f"cache file not found: {p}")
+        opener = gzip.open if p.suffix == ".gz" else open
+        added = 0
+        with opener(p, "rt", encoding="utf-8") as f, Session(self.engine) as s, s.begin():
+            header = json.loads(f.readline() or "{}")
+            if header.get("format") != _FORMAT:
+                raise ValueError(f"{p}: not an Arena LLM cache export (expected format {_FORMAT!r})")
+            for lineno, line in enumerate(f, start=2):
+                try:
+                    rec = json.loads(line)
+                    key, response = str(rec["key"]), rec["response"]
+                except (ValueError, KeyError) as exc:
+                    raise ValueError(f"{p}:{lineno}: malformed cache entry ({exc})") from None
+                if s.get(_CacheRow, key) is None:
+                    s.add(
+                        _CacheRow(
+                            key=key,
+                            provider=str(rec.get("provider", "")),
+                            model=str(rec.get("model", "")),
+                            created_at=int(rec.get("created_at", 0)),
+                            payload=json.dumps(response).encode(),
+                        )
+                    )
+                    added += 1
+        return added

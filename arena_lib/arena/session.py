@@ -1,0 +1,284 @@
+"""Starting, resuming and reporting arena runs: the layer the command line, notebooks and flows share.
+
+`start_run` builds the roster (quant agents from the registry; LLM agents from their configs, skipped with the
+variable to set when no key or endpoint is configured), loads the market with a warm-up before the window so the
+first prompt already has its indicators, records the run and its flags (an LLM whose training cutoff is after the
+window's start may remember those prices), and plays the bars. `resume_run` rebuilds the same run from the store
+and continues after its last committed bar.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import subprocess
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from arena_lib.agents.base import Agent
+from arena_lib.agents.llm.agent import AgentNotConfiguredError, LLMAgent
+from arena_lib.agents.llm.cache import CacheMode, ResponseCache
+from arena_lib.agents.llm.config import configuration_status
+from arena_lib.arena import schema as t
+from arena_lib.arena.config import ArenaConfig, cutoff_overlap
+from arena_lib.arena.rounds import ArenaRunner, ProgressCallback
+from arena_lib.arena.store import AccountState, ArenaStore
+from arena_lib.clock import WallClock
+from arena_lib.data.market import MarketData
+from arena_lib.data.resample import timeframe_to_ns, to_utc_timestamp
+from arena_lib.replay import load_market
+
+log = logging.getLogger(__name__)
+WARMUP_BARS = 300  # history before the window: the prompt's longest indicator (4h EMA50) needs ~200 hours
+
+
+@dataclass
+class Roster:
+    """The agents that play, and those that cannot (with the reason, e.g. the variable to set)."""
+
+    agents: list[Agent]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    status: str
+    rounds: int
+    skipped: dict[str, str]
+    cutoff_flags: dict[str, str]
+    errors: dict[str, int]  # agent -> rounds in which it held because of an error
+
+
+def build_roster(
+    config: ArenaConfig,
+    *,
+    cache: ResponseCache | None = None,
+    cache_mode: CacheMode = "use",
+    env: Mapping[str, str] | None = None,
+) -> Roster:
+    """Quant agents from the registry and LLM agents from their configs; unconfigured LLMs are listed, not fatal."""
+    agents: list[Agent] = [spec.build() for spec in config.quant]
+    skipped: dict[str, str] = {}
+    for cfg in config.llm:
+        status = configuration_status(cfg, env)
+        if not status.configured and cache_mode != "strict":
+            skipped[cfg.name] = status.reason
+            continue
+        try:
+            agents.append(LLMAgent(cfg, cache=cache, cache_mode=cache_mode, env=env))
+        except AgentNotConfiguredError as exc:
+            skipped[cfg.name] = str(exc)
+    return Roster(agents, skipped)
+
+
+def load_arena_market(config: ArenaConfig, warmup_bars: int = WARMUP_BARS) -> tuple[MarketData, int]:
+    """The window's bars plus `warmup_bars` of history before it; returns the market and the first round's row."""
+    bt = config.market
+    start = bt.start
+    loaded_start = None
+    if start is not None:
+        ts = to_utc_timestamp(start, "start")
+        loaded_start = (ts - pd.Timedelta(timeframe_to_ns(bt.timeframe) * warmup_bars, "ns")).isoformat()
+    market = load_market(bt.symbols, bt.timeframe, loaded_start, bt.end)
+    first = 0
+    if start is not None:
+        first = int(market.index().searchsorted(to_utc_timestamp(start, "start")))
+    if first >= market.n_bars:
+        raise ValueError(f"no bars in the window {bt.start} .. {bt.end}")
+    return market, first
+
+
+def new_run_id(mode: str) -> str:
+    stamp = pd.Timestamp(WallClock().now_ns(), tz="UTC").strftime("%Y%m%dT%H%M%S")
+    return f"{mode}-{stamp}-{secrets.token_hex(3)}"
+
+
+def git_sha() -> str:
+    """The commit the code runs from, with `-dirty` when the tree has changes ('' outside a git checkout)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _agent_row(run_id: str, agent: Agent, config: ArenaConfig, cash: float) -> t.RunAgentRow:
+    if isinstance(agent, LLMAgent):
+        c = agent.config
+        return t.RunAgentRow(
+            run_id=run_id,
+            agent=agent.name,
+            kind="llm",
+            provider=c.provider,
+            model=c.model,
+            prompt_version=c.prompt_version,
+            training_cutoff=c.training_cutoff.isoformat() if c.training_cutoff else None,
+            cutoff_overlap=cutoff_overlap(c.training_cutoff, config.market.start),
+            initial_cash=cash,
+            params={"temperature": c.temperature, "max_tokens": c.max_tokens, "base_url": c.base_url or ""},
+        )
+    spec = next((s for s in config.quant if (s.label or s.agent) == agent.name), None)
+    return t.RunAgentRow(
+        run_id=run_id,
+        agent=agent.name,
+        kind=str(getattr(agent, "kind", "quant")),
+        provider="",
+        model=spec.agent if spec else type(agent).__name__,
+        initial_cash=cash,
+        params=dict(spec.params) if spec else {},
+    )
+
+
+def create_run(
+    store: ArenaStore, config: ArenaConfig, roster: Roster, market: MarketData, mode: str, run_id: str | None = None
+) -> tuple[str, dict[str, str]]:
+    """Record a new run, its agents and their starting accounts; returns the run id and the cutoff flags."""
+    run_id = run_id or new_run_id(mode)
+    cash = config.market.execution.initial_cash
+    rows = [_agent_row(run_id, a, config, cash) for a in roster.agents]
+    flags = {
+        r.agent: f"window starts {config.market.start} on or before {r.model}'s training cutoff {r.training_cutoff}: "
+        "the model may remember these prices"
+        for r in rows
+        if r.cutoff_overlap and mode == "replay"
+    }
+    if mode != "replay":
+        for r in rows:
+            r.cutoff_overlap = False
+    message = "; ".join([*(f"{k} not configured: {v}" for k, v in roster.skipped.items()), *flags.values()])
+    run = t.RunRow(
+        run_id=run_id,
+        created_at=WallClock().now_ns(),
+        mode=mode,
+        status="running",
+        config=config.to_dict(),
+        spec_hash=config.market.spec_hash(),
+        data_hash=market.fingerprint(),
+        symbols=list(market.symbols),
+        timeframe=config.market.timeframe,
+        start=config.market.start,
+        end=config.market.end,
+        git_sha=git_sha(),
+        last_round=-1,
+        message=message,
+    )
+    accounts = [AccountState(a.name, -1, cash, 0.0, 0.0, 0.0, {}, [], {}) for a in roster.agents]
+    store.create_run(run, rows, accounts)
+    return run_id, flags
+
+
+def start_run(
+    config: ArenaConfig,
+    store: ArenaStore,
+    *,
+    run_id: str | None = None,
+    rounds: int | None = None,
+    cache: ResponseCache | None = None,
+    cache_mode: CacheMode = "use",
+    stop: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Start a replay run over the config's window and play it (or its first `rounds` bars)."""
+    market, first = load_arena_market(config)
+    with local_llm_servers(config, cache_mode) as (served, unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
+        roster.skipped.update(unavailable)
+        if not roster.agents:
+            raise ValueError("no agent can play: " + "; ".join(f"{k}: {v}" for k, v in roster.skipped.items()))
+        run_id, flags = create_run(store, config, roster, market, "replay", run_id)
+        runner = ArenaRunner(served, roster.agents, market, store, run_id, first_row=first, stop=stop)
+        return _play(runner, store, rounds, progress, roster.skipped, flags)
+
+
+def resume_run(
+    run_id: str,
+    store: ArenaStore,
+    *,
+    rounds: int | None = None,
+    cache: ResponseCache | None = None,
+    cache_mode: CacheMode = "use",
+    stop: threading.Event | None = None,
+    progress: ProgressCallback | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Continue a replay run after its last committed bar, with the accounts exactly as they were committed."""
+    run = store.get_run(run_id)
+    if run.mode != "replay":
+        raise ValueError(f"run {run_id} is a {run.mode} run; resume it with `arena run --mode {run.mode}`")
+    config = ArenaConfig.from_dict(run.config)
+    market, first = load_arena_market(config)
+    if market.fingerprint() != run.data_hash:
+        raise ValueError(f"cannot resume {run_id}: its market data changed ({run.data_hash} -> {market.fingerprint()})")
+    playing = {r.agent for r in store.run_agents(run_id)}
+    with local_llm_servers(config, cache_mode) as (served, _unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
+        missing = playing - {a.name for a in roster.agents}
+        if missing:
+            raise AgentNotConfiguredError(f"cannot resume {run_id}: agents {sorted(missing)} are not available now")
+        agents = [a for a in roster.agents if a.name in playing]
+        runner = ArenaRunner(served, agents, market, store, run_id, first_row=first, stop=stop)
+        runner.restore()
+        flags = {r.agent: "training cutoff overlaps the window" for r in store.run_agents(run_id) if r.cutoff_overlap}
+        store.set_status(run_id, "running", run.message)
+        return _play(runner, store, rounds, progress, {}, flags)
+
+
+def _play(
+    runner: ArenaRunner,
+    store: ArenaStore,
+    rounds: int | None,
+    progress: ProgressCallback | None,
+    skipped: dict[str, str],
+    flags: dict[str, str],
+) -> RunReport:
+    run = store.get_run(runner.run_id)
+    try:
+        outcomes = runner.run(rounds, progress)
+    except BaseException as exc:
+        store.set_status(runner.run_id, "failed", f"{run.message}; failed: {type(exc).__name__}: {exc}".strip("; "))
+        raise
+    finally:
+        runner.close()
+    done = runner.first_row + runner.last_round >= runner.market.n_bars - 1
+    status = "completed" if done else "stopped"
+    store.set_status(runner.run_id, status, run.message)
+    errors: dict[str, int] = {}
+    for o in outcomes:
+        for name in o.errors:
+            errors[name] = errors.get(name, 0) + 1
+    return RunReport(runner.run_id, status, len(outcomes), skipped, flags, errors)
+
+
+@contextmanager
+def local_llm_servers(config: ArenaConfig, cache_mode: CacheMode) -> Iterator[tuple[ArenaConfig, dict[str, str]]]:
+    """Serve the config's local LLM agents on loopback for the duration; yields the config pointed at them.
+
+    A strict cached replay makes no calls, so it starts nothing. When the local runtime is missing, those agents
+    are reported as skipped with the reason and the rest of the arena plays.
+    """
+    if not config.local_llm or cache_mode == "strict":
+        yield config, {}
+        return
+    from arena_lib.agents.llm.local_server import LocalLLMServer, local_llm_available
+
+    missing = local_llm_available()
+    if missing is not None:
+        kept = tuple(c for c in config.llm if c.name not in config.local_llm)
+        yield config.with_llm(kept), {name: f"local model unavailable: {missing}" for name in config.local_llm}
+        return
+    models = {c.model for c in config.llm if c.name in config.local_llm}
+    if len(models) != 1:
+        raise ValueError(f"local LLM agents must share one model to share a server, got {sorted(models)}")
+    with LocalLLMServer(alias=models.pop(), n_ctx=8192) as server:
+        log.info("local LLM served at %s", server.base_url)
+        llm = tuple(
+            c.model_copy(update={"base_url": server.base_url}) if c.name in config.local_llm else c for c in config.llm
+        )
+        yield config.with_llm(llm), {}

@@ -1,0 +1,309 @@
+"""The arena's durable ledger: open it by URL, commit whole rounds, resume accounts, read frames back.
+
+SQLite under `.arena/arena.db` is the embedded default; `ARENA_DB_URL` (or `--db`) points it at PostgreSQL
+(`postgresql+psycopg://user@host/db`) with no code change. A round is committed in one transaction together with
+every account's state and the run's `last_round`, so a process killed at any instant leaves the ledger at the end
+of a whole round, and a restart resumes from there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from arena_lib.arena import schema as t
+from arena_lib.types import Action, Order, Position
+
+DB_URL_ENV = "ARENA_DB_URL"
+
+
+def default_db_url() -> str:
+    """`ARENA_DB_URL` if set, else a SQLite file under `.arena/` in the current directory."""
+    url = os.environ.get(DB_URL_ENV)
+    if url:
+        return url
+    path = Path(".arena") / "arena.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password masked, for messages and logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database URL>"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with crash-safe SQLite settings (WAL; a killed process never leaves half a round)."""
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+    t.Base.metadata.create_all(engine)
+    return engine
+
+
+# -- value <-> row conversions ------------------------------------------------------------------------------------
+def position_to_dict(p: Position) -> dict[str, Any]:
+    return asdict(p)
+
+
+def order_to_dict(o: Order) -> dict[str, Any]:
+    d = asdict(o)
+    d["action"] = o.action.value
+    return d
+
+
+def order_from_dict(d: Mapping[str, Any]) -> Order:
+    return Order(**{**d, "action": Action(d["action"])})
+
+
+@dataclass
+class AccountState:
+    """What a restart needs to rebuild one account exactly as its last committed round left it."""
+
+    agent: str
+    last_round: int
+    cash: float
+    realized_pnl: float
+    fees_paid: float
+    funding_paid: float
+    positions: dict[str, Position]
+    pending: list[Order]
+    plans: dict[str, dict[str, Any]]
+
+
+@dataclass
+class RoundWrite:
+    """Everything one round produced, written in a single transaction."""
+
+    run_id: str
+    round_no: int
+    ts: int
+    snapshot_hash: str
+    snapshot_content: dict[str, Any]
+    wall_started: int
+    wall_s: float
+    accounts: list[AccountState]
+    prompts: list[t.PromptRow] = field(default_factory=list)
+    llm_calls: list[t.LLMCallRow] = field(default_factory=list)
+    decisions: list[t.DecisionRow] = field(default_factory=list)
+    orders: list[t.OrderRow] = field(default_factory=list)
+    fills: list[t.FillRow] = field(default_factory=list)
+    equity: list[t.EquityRow] = field(default_factory=list)
+    invalidations: dict[str, dict[str, str]] = field(default_factory=dict)  # agent -> symbol -> condition
+
+
+class ArenaStore:
+    """The ledger of every run, round, decision, order, fill and account in one database."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+        self.url = url or default_db_url()
+        self.engine = engine or make_engine(self.url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- runs ------------------------------------------------------------------------------------------------
+    def create_run(self, run: t.RunRow, agents: Sequence[t.RunAgentRow], accounts: Sequence[AccountState]) -> None:
+        with self.session() as s, s.begin():
+            if s.get(t.RunRow, run.run_id) is not None:
+                raise ValueError(f"run {run.run_id!r} already exists in {redact_url(self.url)}; use resume")
+            s.add(run)
+            s.add_all(agents)
+            for acc in accounts:
+                s.add(_account_row(run.run_id, acc))
+
+    def get_run(self, run_id: str) -> t.RunRow:
+        with self.session() as s:
+            row = s.get(t.RunRow, run_id)
+            if row is None:
+                known = s.scalars(select(t.RunRow.run_id).order_by(t.RunRow.created_at.desc()).limit(5)).all()
+                raise KeyError(f"no run {run_id!r} in {redact_url(self.url)}; recent runs: {list(known)}")
+            return row
+
+    def runs(self) -> pd.DataFrame:
+        cols = ["run_id", "created_at", "mode", "status", "timeframe", "start", "end", "last_round", "message"]
+        with self.session() as s:
+            rows = s.execute(select(*(getattr(t.RunRow, c) for c in cols)).order_by(t.RunRow.created_at)).all()
+        frame = pd.DataFrame(rows, columns=cols)
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame
+
+    def latest_run_id(self) -> str | None:
+        with self.session() as s:
+            return s.scalar(select(t.RunRow.run_id).order_by(t.RunRow.created_at.desc()).limit(1))
+
+    def set_status(self, run_id: str, status: str, message: str = "") -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(t.RunRow).where(t.RunRow.run_id == run_id).values(status=status, message=message))
+
+    def run_agents(self, run_id: str) -> list[t.RunAgentRow]:
+        with self.session() as s:
+            return list(s.scalars(select(t.RunAgentRow).where(t.RunAgentRow.run_id == run_id)))
+
+    # -- accounts --------------------------------------------------------------------------------------------
+    def load_accounts(self, run_id: str) -> dict[str, AccountState]:
+        """Every account of a run as its last committed round left it."""
+        with self.session() as s:
+            accs = s.scalars(select(t.AccountRow).where(t.AccountRow.run_id == run_id)).all()
+            pos = s.scalars(select(t.PositionRow).where(t.PositionRow.run_id == run_id)).all()
+        positions: dict[str, dict[str, Position]] = {}
+        for p in pos:
+            positions.setdefault(p.agent, {})[p.symbol] = Position(
+                symbol=p.symbol,
+                quantity=p.quantity,
+                entry_price=p.entry_price,
+                leverage=p.leverage,
+                margin=p.margin,
+                opened_at=p.opened_at,
+                liquidation_price=p.liquidation_price,
+                stop_loss=p.stop_loss,
+                take_profit=p.take_profit,
+                entry_fee=p.entry_fee,
+                funding_paid=p.funding_paid,
+            )
+        return {
+            a.agent: AccountState(
+                agent=a.agent,
+                last_round=a.last_round,
+                cash=a.cash,
+                realized_pnl=a.realized_pnl,
+                fees_paid=a.fees_paid,
+                funding_paid=a.funding_paid,
+                positions=positions.get(a.agent, {}),
+                pending=[order_from_dict(o) for o in a.pending],
+                plans=dict(a.plans),
+            )
+            for a in accs
+        }
+
+    # -- rounds ----------------------------------------------------------------------------------------------
+    def commit_round(self, w: RoundWrite) -> bool:
+        """Write a round atomically; False (and nothing written) when that round was already committed."""
+        with self.session() as s, s.begin():
+            run = s.get(t.RunRow, w.run_id, with_for_update=True)
+            if run is None:
+                raise KeyError(f"no run {w.run_id!r}")
+            if run.last_round >= w.round_no:
+                return False
+            s.add(
+                t.RoundRow(
+                    run_id=w.run_id,
+                    round_no=w.round_no,
+                    ts=w.ts,
+                    snapshot_hash=w.snapshot_hash,
+                    wall_started=w.wall_started,
+                    wall_s=w.wall_s,
+                )
+            )
+            if s.get(t.SnapshotRow, w.snapshot_hash) is None:
+                s.add(t.SnapshotRow(snapshot_hash=w.snapshot_hash, ts=w.ts, content=w.snapshot_content))
+            for p in _unique(w.prompts, lambda r: r.sha256):
+                if s.get(t.PromptRow, p.sha256) is None:
+                    s.add(p)
+            s.add_all(w.llm_calls)
+            s.add_all(w.decisions)
+            s.add_all(w.orders)
+            s.add_all(w.fills)
+            s.add_all(w.equity)
+            for acc in w.accounts:
+                s.execute(
+                    delete(t.PositionRow).where(t.PositionRow.run_id == w.run_id, t.PositionRow.agent == acc.agent)
+                )
+                conditions = w.invalidations.get(acc.agent, {})
+                for pos in acc.positions.values():
+                    s.add(
+                        t.PositionRow(
+                            run_id=w.run_id,
+                            agent=acc.agent,
+                            invalidation=conditions.get(pos.symbol, ""),
+                            **position_to_dict(pos),
+                        )
+                    )
+                s.merge(_account_row(w.run_id, acc))
+            run.last_round = w.round_no
+        return True
+
+    # -- frames for the leaderboard, the CLI and the monitor --------------------------------------------------
+    def frame(
+        self, table: type[t.Base], run_id: str, agent: str | None = None, order: Iterable[str] = ()
+    ) -> pd.DataFrame:
+        """All rows of `table` for a run (and agent), as a DataFrame, in the given column order."""
+        cols = [c.name for c in table.__table__.columns]
+        stmt = select(table.__table__).where(table.__table__.c.run_id == run_id)
+        if agent is not None:
+            stmt = stmt.where(table.__table__.c.agent == agent)
+        for c in order:
+            stmt = stmt.order_by(table.__table__.c[c])
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+        return pd.DataFrame(rows, columns=cols)
+
+    def equity_frame(self, run_id: str) -> pd.DataFrame:
+        return self.frame(t.EquityRow, run_id, order=("agent", "round_no"))
+
+    def fills_frame(self, run_id: str, agent: str | None = None) -> pd.DataFrame:
+        return self.frame(t.FillRow, run_id, agent, order=("agent", "seq"))
+
+    def decisions_frame(self, run_id: str, agent: str | None = None) -> pd.DataFrame:
+        return self.frame(t.DecisionRow, run_id, agent, order=("round_no", "agent", "id"))
+
+    def llm_calls_frame(self, run_id: str, agent: str | None = None) -> pd.DataFrame:
+        return self.frame(t.LLMCallRow, run_id, agent, order=("round_no", "agent"))
+
+    def rounds_frame(self, run_id: str) -> pd.DataFrame:
+        return self.frame(t.RoundRow, run_id, order=("round_no",))
+
+    def prompt(self, sha256: str) -> t.PromptRow | None:
+        with self.session() as s:
+            return s.get(t.PromptRow, sha256)
+
+    def count(self, table: type[t.Base], run_id: str) -> int:
+        with self.session() as s:
+            c = table.__table__.c
+            return int(s.scalar(select(func.count()).select_from(table).where(c.run_id == run_id)) or 0)
+
+
+def _account_row(run_id: str, acc: AccountState) -> t.AccountRow:
+    return t.AccountRow(
+        run_id=run_id,
+        agent=acc.agent,
+        last_round=acc.last_round,
+        cash=acc.cash,
+        realized_pnl=acc.realized_pnl,
+        fees_paid=acc.fees_paid,
+        funding_paid=acc.funding_paid,
+        pending=[order_to_dict(o) for o in acc.pending],
+        plans=acc.plans,
+    )
+
+
+def _unique(rows: Sequence[Any], key: Any) -> list[Any]:
+    seen: set[Any] = set()
+    out = []
+    for r in rows:
+        k = key(r)
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out

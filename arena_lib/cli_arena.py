@@ -1,0 +1,394 @@
+"""The arena's commands: `arena run`, `runs`, `leaderboard`, `decisions`, `llm ...` and `cache ...`.
+
+Registered on the main `arena` app by `arena_lib.cli`. Heavy imports stay inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
+import typer
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from arena_lib.agents.llm.cache import CacheMode
+
+llm_app = typer.Typer(no_args_is_help=True, help="Language-model contestants: status and the local model server.")
+cache_app = typer.Typer(no_args_is_help=True, help="The LLM response cache: export and import recorded runs.")
+
+DbOption = Annotated[str | None, typer.Option("--db", help="arena store URL (default ARENA_DB_URL or .arena/arena.db)")]
+CacheUrlOption = Annotated[
+    str | None, typer.Option("--cache-db", help="LLM cache URL (default ARENA_LLM_CACHE_URL or .arena/llm_cache.db)")
+]
+
+
+def _console() -> Any:
+    from arena_lib.cli import console
+
+    return console
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from arena_lib.cli import _fail as fail
+
+    fail(message, code)
+
+
+def _every_seconds(text: str) -> float:
+    from arena_lib.data.resample import timeframe_to_ns
+
+    try:
+        return timeframe_to_ns(text) / 1e9
+    except ValueError:
+        raise typer.BadParameter(f"--every takes a duration like 30s, 3m or 1h, got {text!r}") from None
+
+
+def _graceful_stop() -> threading.Event:
+    """SIGINT/SIGTERM set the event; the runner finishes the current round, commits it and stops."""
+    stop = threading.Event()
+
+    def handler(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        from arena_lib.cli import err
+
+        err.print(f"{signal.Signals(signum).name}: stopping after the current round (again to abort)")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+    return stop
+
+
+def run(
+    config: Annotated[Path, typer.Option(help="arena YAML (market, round settings, agents)")],
+    mode: Annotated[str, typer.Option(help="replay (historical bars) or paper (live ccxt candles)")] = "replay",
+    start: Annotated[str | None, typer.Option(help="replay window start, ISO-8601 UTC")] = None,
+    end: Annotated[str | None, typer.Option(help="replay window end, ISO-8601 UTC")] = None,
+    rounds: Annotated[int | None, typer.Option(help="stop after N bars (replay) or N decision rounds (paper)")] = None,
+    every: Annotated[str, typer.Option(help="paper mode: time between rounds, e.g. 3m")] = "3m",
+    resume: Annotated[str | None, typer.Option(help="continue this run id after its last committed round")] = None,
+    run_id: Annotated[str | None, typer.Option(help="id for a new run (default: mode-time-random)")] = None,
+    cache_mode: Annotated[str, typer.Option(help="use | strict (fail on a miss) | refresh | off")] = "use",
+    exchange_url: Annotated[str | None, typer.Option(help="paper mode: exchange API host override")] = None,
+    db: DbOption = None,
+    cache_db: CacheUrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object with run_id")] = False,
+) -> None:
+    """Run an arena: every agent on the same snapshots, each with an isolated account, all recorded."""
+    from arena_lib.agents.llm.cache import CACHE_MODES, CacheMissError, ResponseCache
+    from arena_lib.arena.config import load_arena_config
+    from arena_lib.arena.session import resume_run, start_run
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.cli import _progress
+    from arena_lib.data.errors import DataError
+
+    if mode not in ("replay", "paper"):
+        _fail(f"--mode must be replay or paper (live trading is not available from this command), got {mode!r}")
+    if cache_mode not in CACHE_MODES:
+        _fail(f"--cache-mode must be one of {list(CACHE_MODES)}, got {cache_mode!r}")
+    mode_ = cast("CacheMode", cache_mode)
+    stop = _graceful_stop()
+    store = ArenaStore(db)
+    cache = ResponseCache(cache_db) if cache_mode != "off" else None
+    try:
+        if mode == "paper":
+            report = _run_paper(config, store, cache, mode_, every, rounds, exchange_url, stop, run_id)
+        elif resume:
+            report = resume_run(resume, store, rounds=rounds, cache=cache, cache_mode=mode_, stop=stop)
+        else:
+            cfg = load_arena_config(config).with_window(start, end)
+            with _progress() as bar:
+                task = bar.add_task("arena", total=1)
+                report = start_run(
+                    cfg,
+                    store,
+                    run_id=run_id,
+                    rounds=rounds,
+                    cache=cache,
+                    cache_mode=mode_,
+                    stop=stop,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+    except CacheMissError as exc:
+        _fail(f"strict cache: {exc}", 1)
+        return
+    except (KeyError, ValueError, FileNotFoundError, DataError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    payload = {
+        "run_id": report.run_id,
+        "status": report.status,
+        "rounds": report.rounds,
+        "not_configured": report.skipped,
+        "cutoff_flags": report.cutoff_flags,
+        "error_rounds": report.errors,
+        "db": store.url if "@" not in store.url else "<redacted>",
+    }
+    if as_json:
+        print(json.dumps(payload))
+        return
+    console = _console()
+    console.print(f"run [bold]{report.run_id}[/]: {report.status} after {report.rounds} rounds")
+    for name, why in report.skipped.items():
+        console.print(f"[yellow]not configured[/] {name}: {why}")
+    for name, why in report.cutoff_flags.items():
+        console.print(f"[yellow]knowledge cutoff[/] {name}: {why}")
+    _print_board(store, report.run_id)
+    console.print(f"decisions: arena decisions --run {report.run_id}")
+
+
+def _run_paper(
+    config: Path,
+    store: Any,
+    cache: Any,
+    cache_mode: CacheMode,
+    every: str,
+    rounds: int | None,
+    exchange_url: str | None,
+    stop: threading.Event,
+    run_id: str | None,
+) -> Any:
+    from arena_lib.arena.config import load_arena_config
+    from arena_lib.arena.paper import CcxtPaperFeed, run_paper
+    from arena_lib.arena.rounds import ArenaRunner
+    from arena_lib.arena.session import RunReport, build_roster, create_run, local_llm_servers
+    from arena_lib.data.ccxt_source import api_urls_for_host, make_exchange
+
+    every_s = _every_seconds(every)
+    cfg = load_arena_config(config)
+    exchange_id = cfg.rounds.exchange
+    urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
+    exchange = make_exchange(exchange_id, urls)
+    feed = CcxtPaperFeed(exchange, cfg.market.symbols, cfg.market.timeframe, cfg.rounds.history_bars)
+    market = feed.market()
+    with local_llm_servers(cfg, cache_mode) as (served, unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode)
+        roster.skipped.update(unavailable)
+        rid, flags = create_run(store, cfg, roster, market, "paper", run_id)
+        runner = ArenaRunner(served, roster.agents, market, store, rid, first_row=market.n_bars - 1, stop=stop)
+        try:
+            outcomes = run_paper(runner, feed.market, every_s=every_s, rounds=rounds, stop=stop)
+        finally:
+            runner.close()
+    status = "stopped"
+    store.set_status(rid, status)
+    errors: dict[str, int] = {}
+    for o in outcomes:
+        for name in o.errors:
+            errors[name] = errors.get(name, 0) + 1
+    return RunReport(rid, status, sum(o.decided for o in outcomes), roster.skipped, flags, errors)
+
+
+def _print_board(store: Any, run_id: str) -> None:
+    from arena_lib.arena.standings import arena_leaderboard
+
+    board = arena_leaderboard(store, run_id)
+    cols = [
+        "rank",
+        "agent",
+        "kind",
+        "model",
+        "account_value",
+        "return_pct",
+        "sharpe",
+        "trades",
+        "win_rate",
+        "invalid_output_rate",
+        "risk_clamps",
+        "llm_cost_usd",
+        "latency_p50",
+        "cutoff_overlap",
+    ]
+    table = Table(show_header=True, header_style="bold")
+    for c in cols:
+        table.add_column(c, justify="left" if c in ("agent", "kind", "model") else "right")
+    for _, row in board.iterrows():
+        table.add_row(*[_cell(row[c]) for c in cols])
+    _console().print(table)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.2f}"
+    return str(v)
+
+
+def runs(db: DbOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the runs in the store."""
+    from arena_lib.arena.store import ArenaStore
+
+    frame = ArenaStore(db).runs()
+    if as_json:
+        print(frame.to_json(orient="records", date_format="iso"))
+        return
+    _console().print(frame.to_string(index=False) if len(frame) else "no runs yet: try `arena run --config ...`")
+
+
+def leaderboard(
+    run: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run)")] = None,
+    db: DbOption = None,
+    out: Annotated[Path | None, typer.Option(help="write leaderboard.csv/.json and report.html here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON row per agent")] = False,
+) -> None:
+    """The arena leaderboard: nof1's metrics plus reliability columns, LLM and quant agents together."""
+    from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, results_from_store
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.reporting import equity_race_figure, write_html
+
+    store = ArenaStore(db)
+    run_id = run or store.latest_run_id()
+    if run_id is None:
+        _fail("the store has no runs yet: start one with `arena run --config configs/arena.demo.yaml`")
+        return
+    try:
+        board = arena_leaderboard(store, run_id)
+    except KeyError as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    if out is not None:
+        export_leaderboard(board, out)
+        write_html(equity_race_figure(results_from_store(store, run_id), with_drawdown=True), out / "report.html")
+    if as_json:
+        print(board.to_json(orient="records"))
+        return
+    _console().print(f"run {run_id}")
+    _print_board(store, run_id)
+    if out is not None:
+        _console().print(f"written: {out}/leaderboard.csv, leaderboard.json, report.html")
+
+
+def decisions(
+    run: Annotated[str | None, typer.Option("--run", help="run id (default: the latest run)")] = None,
+    agent: Annotated[str | None, typer.Option(help="only this agent")] = None,
+    round_no: Annotated[int | None, typer.Option("--round", help="only this round")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per decision")] = False,
+) -> None:
+    """Each decision with its raw model response, parsed action, leverage, risk verdict and reason."""
+    from arena_lib.arena.store import ArenaStore
+
+    store = ArenaStore(db)
+    run_id = run or store.latest_run_id()
+    if run_id is None:
+        _fail("the store has no runs yet")
+        return
+    try:
+        store.get_run(run_id)
+    except KeyError as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    dec = store.decisions_frame(run_id, agent)
+    calls = store.llm_calls_frame(run_id, agent)[["round_no", "agent", "raw", "prompt_sha", "cache_hit", "problems"]]
+    if round_no is not None:
+        dec = dec[dec["round_no"] == round_no]
+    merged = dec.merge(calls, on=["round_no", "agent"], how="left")
+    cols = [
+        "round_no",
+        "ts",
+        "agent",
+        "symbol",
+        "source",
+        "action",
+        "size",
+        "size_unit",
+        "leverage",
+        "stop_loss",
+        "take_profit",
+        "invalidation",
+        "confidence",
+        "approved",
+        "clamped",
+        "verdict",
+        "reason",
+        "raw",
+        "prompt_sha",
+        "cache_hit",
+        "problems",
+    ]
+    merged = merged.reindex(columns=cols)
+    if as_json:
+        for rec in merged.to_dict("records"):
+            print(json.dumps({k: _json_value(v) for k, v in rec.items()}))
+        return
+    table = Table(show_header=True, header_style="bold", show_lines=True)
+    for c in ("round_no", "agent", "symbol", "action", "leverage", "approved", "verdict", "reason"):
+        table.add_column(c)
+    for rec in merged.to_dict("records"):
+        table.add_row(
+            *(
+                _cell(rec[c])
+                for c in ("round_no", "agent", "symbol", "action", "leverage", "approved", "verdict", "reason")
+            )
+        )
+    _console().print(table)
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+@llm_app.command("status")
+def llm_status(config: Annotated[Path, typer.Option(help="arena YAML or a folder of LLM configs")]) -> None:
+    """Which LLM contestants are configured, and which variable to set for the others."""
+    from arena_lib.agents.llm.config import configuration_status, load_llm_configs
+    from arena_lib.arena.config import load_arena_config
+
+    cfgs = load_llm_configs(config) if config.is_dir() else list(load_arena_config(config).llm)
+    for c in cfgs:
+        st = configuration_status(c)
+        mark = "[green]configured[/]" if st.configured else "[yellow]not configured[/]"
+        _console().print(f"{c.name} ({c.provider} {c.model}): {mark} {'' if st.configured else st.reason}")
+
+
+@llm_app.command("serve")
+def llm_serve(port: Annotated[int, typer.Option(help="loopback port")] = 8088) -> None:
+    """Serve the bundled SmolLM2-135M on 127.0.0.1 as an OpenAI-compatible endpoint until Ctrl-C."""
+    from arena_lib.agents.llm.local_server import local_llm_available, serve_forever
+
+    missing = local_llm_available()
+    if missing is not None:
+        _fail(missing)
+    serve_forever(port=port)
+
+
+@cache_app.command("export")
+def cache_export(path: Path, cache_db: CacheUrlOption = None) -> None:
+    """Write every cached response to a JSONL file (.gz to compress), to share a recorded run."""
+    from arena_lib.agents.llm.cache import ResponseCache
+
+    n = ResponseCache(cache_db).export(path)
+    _console().print(f"exported {n} responses to {path}")
+
+
+@cache_app.command("import")
+def cache_import(path: Path, cache_db: CacheUrlOption = None) -> None:
+    """Load responses exported by `arena cache export` (existing entries are kept)."""
+    from arena_lib.agents.llm.cache import ResponseCache
+
+    try:
+        n = ResponseCache(cache_db).import_file(path)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    _console().print(f"imported {n} new responses from {path}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the arena commands to the `arena` app."""
+    app.command("run")(run)
+    app.command("runs")(runs)
+    app.command("leaderboard")(leaderboard)
+    app.command("decisions")(decisions)
+    app.add_typer(llm_app, name="llm")
+    app.add_typer(cache_app, name="cache")
