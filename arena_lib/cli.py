@@ -203,9 +203,12 @@ def agents() -> None:
 @app.command()
 def demo(
     config: Annotated[Path, typer.Option(help="competition YAML")] = PROJECT_ROOT / "configs" / "demo.yaml",
+    arena_config: Annotated[Path, typer.Option(help="arena YAML (quant + LLM agents)")] = PROJECT_ROOT
+    / "configs"
+    / "arena.demo.yaml",
     out: Annotated[Path | None, typer.Option(help="output folder (default runs/demo)")] = None,
 ) -> None:
-    """Check the sample, replay the baseline competition, print the leaderboard and write the plots."""
+    """Check the sample, replay the baseline competition, then an arena round-robin with the LLM agents."""
     from arena_lib.data.quality import check_ohlcv
     from arena_lib.replay import load_competition, run_competition, save_result
     from arena_lib.reporting import equity_race_figure, write_html
@@ -260,6 +263,10 @@ def demo(
     console.print(f"leaderboard: {out_dir / 'leaderboard.csv'}")
     console.print(f"equity race: {race}")
     console.print(f"per-agent runs: {out_dir}/<agent>/ (equity, fills, trades, metrics, report_*.html)")
+    from arena_lib.cli_arena import demo_arena
+
+    console.rule("5. arena: quant and LLM agents on the same snapshots, recorded in the store")
+    demo_arena(arena_config, out_dir / "arena")
 
 
 def _register_arena_commands() -> None:

@@ -144,6 +144,41 @@ def run(
     console.print(f"decisions: arena decisions --run {report.run_id}")
 
 
+def demo_arena(config: Path, out_dir: Path) -> str:
+    """The demo's arena replay: prints which LLMs play (and which variable enables the others), then the board."""
+    from arena_lib.agents.llm.cache import ResponseCache
+    from arena_lib.arena.config import load_arena_config
+    from arena_lib.arena.session import start_run
+    from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, results_from_store
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.cli import _progress
+    from arena_lib.reporting import equity_race_figure, write_html
+
+    console = _console()
+    cfg = load_arena_config(config)
+    store = ArenaStore()
+    with _progress() as bar:
+        task = bar.add_task("arena", total=1)
+        report = start_run(
+            cfg,
+            store,
+            cache=ResponseCache(),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    for name, why in report.skipped.items():
+        console.print(f"[yellow]{name}[/]: {why}")
+    for name, why in report.cutoff_flags.items():
+        console.print(f"[yellow]knowledge cutoff[/] {name}: {why}")
+    _print_board(store, report.run_id)
+    export_leaderboard(arena_leaderboard(store, report.run_id), out_dir)
+    html = write_html(
+        equity_race_figure(results_from_store(store, report.run_id), with_drawdown=True), out_dir / "report.html"
+    )
+    console.print(f"run {report.run_id} in {store.url}; decisions: arena decisions --run {report.run_id}")
+    console.print(f"arena report: {html}")
+    return report.run_id
+
+
 def _run_paper(
     config: Path,
     store: Any,
@@ -165,7 +200,8 @@ def _run_paper(
     cfg = load_arena_config(config)
     exchange_id = cfg.rounds.exchange
     urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
-    exchange = make_exchange(exchange_id, urls)
+    spot_only = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}  # candles only; no futures endpoints
+    exchange = make_exchange(exchange_id, urls, options=spot_only)
     feed = CcxtPaperFeed(exchange, cfg.market.symbols, cfg.market.timeframe, cfg.rounds.history_bars)
     market = feed.market()
     with local_llm_servers(cfg, cache_mode) as (served, unavailable):
@@ -186,37 +222,43 @@ def _run_paper(
     return RunReport(rid, status, sum(o.decided for o in outcomes), roster.skipped, flags, errors)
 
 
+_BOARD_COLUMNS = {
+    "rank": "#",
+    "agent": "agent",
+    "model": "model",
+    "account_value": "value",
+    "return_pct": "return %",
+    "sharpe": "sharpe",
+    "trades": "trades",
+    "win_rate": "win",
+    "invalid_output_rate": "invalid",
+    "risk_clamps": "clamps",
+    "llm_cost_usd": "LLM $",
+    "latency_p50": "p50 s",
+    "cutoff_overlap": "cutoff!",
+}
+
+
 def _print_board(store: Any, run_id: str) -> None:
     from arena_lib.arena.standings import arena_leaderboard
 
     board = arena_leaderboard(store, run_id)
-    cols = [
-        "rank",
-        "agent",
-        "kind",
-        "model",
-        "account_value",
-        "return_pct",
-        "sharpe",
-        "trades",
-        "win_rate",
-        "invalid_output_rate",
-        "risk_clamps",
-        "llm_cost_usd",
-        "latency_p50",
-        "cutoff_overlap",
-    ]
     table = Table(show_header=True, header_style="bold")
-    for c in cols:
-        table.add_column(c, justify="left" if c in ("agent", "kind", "model") else "right")
+    for col, label in _BOARD_COLUMNS.items():
+        table.add_column(label, justify="left" if col in ("agent", "model") else "right", no_wrap=True)
     for _, row in board.iterrows():
-        table.add_row(*[_cell(row[c]) for c in cols])
+        table.add_row(*[_cell(row[c]) for c in _BOARD_COLUMNS])
     _console().print(table)
+    _console().print(
+        "full columns: arena leaderboard --json; cutoff! = window starts before the model's training cutoff"
+    )
 
 
 def _cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "yes" if v else ""
     if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:,.4g}" if abs(v) < 1000 else f"{v:,.2f}"
+        return "n/a" if math.isnan(v) else f"{v:,.2f}" if abs(v) >= 1 or v == 0 else f"{v:.3g}"
     return str(v)
 
 
