@@ -149,7 +149,9 @@ def test_cache_export_import_round_trip(tmp_path: Path, suffix: str) -> None:
     src.put(key, "openai", "m", {"text": '{"decisions": []}', "input_tokens": 3})
     path = tmp_path / f"cache{suffix}"
     res = runner.invoke(app, ["cache", "export", str(path), "--cache-db", f"sqlite:///{tmp_path}/a.db"])
-    assert res.exit_code == 0 and "exported 1" in res.output
+    assert res.exit_code == 0
+    assert "exported 1" in res.output
     res = runner.invoke(app, ["cache", "import", str(path), "--cache-db", f"sqlite:///{tmp_path}/b.db"])
-    assert res.exit_code == 0 and "imported 1" in res.output
+    assert res.exit_code == 0
+    assert "imported 1" in res.output
     assert ResponseCache(f"sqlite:///{tmp_path}/b.db").get(key) == src.get(key)
