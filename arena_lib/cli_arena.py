@@ -389,8 +389,8 @@ def llm_status(config: Annotated[Path, typer.Option(help="arena YAML or a folder
     cfgs = load_llm_configs(config) if config.is_dir() else list(load_arena_config(config).llm)
     for c in cfgs:
         st = configuration_status(c)
-        mark = "[green]configured[/]" if st.configured else "[yellow]not configured[/]"
-        _console().print(f"{c.name} ({c.provider} {c.model}): {mark} {'' if st.configured else st.reason}")
+        mark = "[green]configured[/]" if st.configured else f"[yellow]{st.reason}[/]"
+        _console().print(f"{c.name} ({c.provider} {c.model}): {mark}")
 
 
 @llm_app.command("serve")

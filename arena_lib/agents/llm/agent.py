@@ -48,6 +48,9 @@ class LLMAgent:
         cache_mode: CacheMode = "use",
         env: Mapping[str, str] | None = None,
     ) -> None:
+        if cache_mode == "strict" and cache is None:
+            # Strict means "replay recorded answers, never call": without a cache it would silently call the API.
+            raise ValueError(f"{config.name}: strict cache mode replays recorded responses and needs a ResponseCache")
         self.config = config
         self.name = config.name
         self.cache = cache
@@ -106,7 +109,7 @@ class LLMAgent:
             started_at_ns=context.started_at_ns,
             invocation=context.round_no + 1,
             exit_plans=context.exit_plans,
-            stats=context.stats if self.config.adaptive or context.stats is not None else None,
+            stats=context.stats if self.config.adaptive else None,
             max_leverage=context.max_leverage,
             condition_fields=self._conditions,
         )
