@@ -13,7 +13,7 @@ import logging
 import secrets
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -135,6 +135,16 @@ def _agent_row(run_id: str, agent: Agent, config: ArenaConfig, cash: float) -> t
     )
 
 
+def cutoff_flags(rows: Sequence[t.RunAgentRow], window_start: str | None) -> dict[str, str]:
+    """The knowledge-cutoff warning of each agent whose window overlaps its training data."""
+    return {
+        r.agent: f"window starts {window_start} on or before {r.model}'s training cutoff {r.training_cutoff}: "
+        "the model may remember these prices"
+        for r in rows
+        if r.cutoff_overlap
+    }
+
+
 def create_run(
     store: ArenaStore, config: ArenaConfig, roster: Roster, market: MarketData, mode: str, run_id: str | None = None
 ) -> tuple[str, dict[str, str]]:
@@ -142,12 +152,7 @@ def create_run(
     run_id = run_id or new_run_id(mode)
     cash = config.market.execution.initial_cash
     rows = [_agent_row(run_id, a, config, cash) for a in roster.agents]
-    flags = {
-        r.agent: f"window starts {config.market.start} on or before {r.model}'s training cutoff {r.training_cutoff}: "
-        "the model may remember these prices"
-        for r in rows
-        if r.cutoff_overlap and mode == "replay"
-    }
+    flags = cutoff_flags(rows, config.market.start) if mode == "replay" else {}
     if mode != "replay":
         for r in rows:
             r.cutoff_overlap = False
@@ -225,7 +230,7 @@ def resume_run(
         agents = [a for a in roster.agents if a.name in playing]
         runner = ArenaRunner(served, agents, market, store, run_id, first_row=first, stop=stop)
         runner.restore()
-        flags = {r.agent: "training cutoff overlaps the window" for r in store.run_agents(run_id) if r.cutoff_overlap}
+        flags = cutoff_flags(store.run_agents(run_id), config.market.start)
         store.set_status(run_id, "running", run.message)
         return _play(runner, store, rounds, progress, {}, flags)
 

@@ -135,31 +135,46 @@ class ResponseCache:
         return n
 
     def import_file(self, path: str | Path) -> int:
-        """Load entries exported by `export`; existing keys are kept. Returns how many were added."""
+        """Load entries exported by `export`; existing keys are kept. Returns how many were added.
+
+        The file is read in one transaction: a malformed file (not gzip although named .gz, cut short, not UTF-8
+        JSON lines, a wrong header, an entry without a key or without a response object holding its text) raises
+        ValueError naming the file (and the line), and nothing is added.
+        """
         p = Path(path)
         if not p.exists():
             raise FileNotFoundError(f"cache file not found: {p}")
         opener = gzip.open if p.suffix == ".gz" else open
         added = 0
-        with opener(p, "rt", encoding="utf-8") as f, Session(self.engine) as s, s.begin():
-            header = json.loads(f.readline() or "{}")
-            if header.get("format") != _FORMAT:
-                raise ValueError(f"{p}: not an Arena LLM cache export (expected format {_FORMAT!r})")
-            for lineno, line in enumerate(f, start=2):
+        try:
+            with opener(p, "rt", encoding="utf-8") as f, Session(self.engine) as s, s.begin():
                 try:
-                    rec = json.loads(line)
-                    key, response = str(rec["key"]), rec["response"]
-                except (ValueError, KeyError) as exc:
-                    raise ValueError(f"{p}:{lineno}: malformed cache entry ({exc})") from None
-                if s.get(_CacheRow, key) is None:
-                    s.add(
-                        _CacheRow(
-                            key=key,
-                            provider=str(rec.get("provider", "")),
-                            model=str(rec.get("model", "")),
-                            created_at=int(rec.get("created_at", 0)),
-                            payload=json.dumps(response).encode(),
+                    header = json.loads(f.readline() or "{}")
+                except ValueError:
+                    header = None
+                if not isinstance(header, dict) or header.get("format") != _FORMAT:
+                    raise ValueError(f"{p}: not an Arena LLM cache export (expected format {_FORMAT!r})")
+                for lineno, line in enumerate(f, start=2):
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                        key, response = str(rec["key"]), rec["response"]
+                    except (ValueError, KeyError, TypeError) as exc:
+                        raise ValueError(f"{p}:{lineno}: malformed cache entry ({type(exc).__name__}: {exc})") from None
+                    if not isinstance(response, dict) or not isinstance(response.get("text"), str):
+                        raise ValueError(f"{p}:{lineno}: malformed cache entry (the response has no 'text' string)")
+                    if s.get(_CacheRow, key) is None:
+                        s.add(
+                            _CacheRow(
+                                key=key,
+                                provider=str(rec.get("provider", "")),
+                                model=str(rec.get("model", "")),
+                                created_at=int(rec.get("created_at", 0)),
+                                payload=json.dumps(response).encode(),
+                            )
                         )
-                    )
-                    added += 1
+                        added += 1
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # not gzip, cut short, not text
+            raise ValueError(f"{p}: not a readable Arena LLM cache export ({type(exc).__name__}: {exc})") from None
         return added
