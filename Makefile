@@ -12,7 +12,7 @@ export MPLCONFIGDIR := $(CURDIR)/.arena/matplotlib
 help:
 	@echo "make demo   - install (if needed) and run the offline baseline competition on the bundled sample"
 	@echo "make test   - install (if needed), lint, type-check and run the whole test suite"
-	@echo "make bench  - speed benchmarks (ratios against vectorbt and backtesting.py, measured in one run)"
+	@echo "make bench  - speed benchmarks: engine vs vectorbt/backtesting.py, arena rounds, features (ratios from one run)"
 	@echo "make sample - rebuild data/sample from ../shared/data"
 
 $(STAMP): pyproject.toml
@@ -45,6 +45,8 @@ format: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/arena.py
+	$(BIN)/python benchmarks/features.py
 
 sample: venv
 	$(BIN)/python data/build_sample.py

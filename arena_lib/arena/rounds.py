@@ -43,6 +43,10 @@ from arena_lib.types import Action, Decision, Fill, FillKind, RiskVerdict, hold
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
+# LLM agents stop at the round's deadline (`TurnContext.deadline`) themselves and return the failed call (prompt,
+# attempts, error), which the ledger and the leaderboard's invalid-output rate need. The runner's own bound is a
+# backstop for agents that ignore the deadline; without this grace it fired first and the call went unrecorded.
+DEADLINE_GRACE_S = 0.5
 
 
 @dataclass
@@ -264,7 +268,9 @@ class ArenaRunner:
         t0 = time.perf_counter()
         try:
             if isinstance(agent, TurnAgent):
-                return await asyncio.wait_for(agent.play_turn(snapshot, view, ctx), timeout=deadline_s)
+                return await asyncio.wait_for(
+                    agent.play_turn(snapshot, view, ctx), timeout=deadline_s + DEADLINE_GRACE_S
+                )
             return turn_from_decide(agent, snapshot, view)
         except CacheMissError:
             raise

@@ -8,17 +8,17 @@ of a whole round, and a restart resumes from there.
 
 from __future__ import annotations
 
-import os
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, Insert, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena_lib.arena import schema as t
+from arena_lib.database import local_url, open_engine
 from arena_lib.types import Action, Order, Position
 
 DB_URL_ENV = "ARENA_DB_URL"
@@ -26,12 +26,7 @@ DB_URL_ENV = "ARENA_DB_URL"
 
 def default_db_url() -> str:
     """`ARENA_DB_URL` if set, else a SQLite file under `.arena/` in the current directory."""
-    url = os.environ.get(DB_URL_ENV)
-    if url:
-        return url
-    path = Path(".arena") / "arena.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path.resolve()}"
+    return local_url(DB_URL_ENV, "arena.db")
 
 
 def redact_url(url: str) -> str:
@@ -45,20 +40,8 @@ def redact_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with crash-safe SQLite settings (WAL; a killed process never leaves half a round)."""
-    engine = create_engine(url, future=True)
-    if engine.dialect.name == "sqlite":
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA busy_timeout=10000")
-            cur.close()
-
-    t.Base.metadata.create_all(engine)
-    return engine
+    """An engine on the ledger's tables (crash-safe settings on SQLite; see `arena_lib.database`)."""
+    return open_engine(url, t.Base.metadata)
 
 
 # -- value <-> row conversions ------------------------------------------------------------------------------------
@@ -110,6 +93,24 @@ class RoundWrite:
     fills: list[t.FillRow] = field(default_factory=list)
     equity: list[t.EquityRow] = field(default_factory=list)
     invalidations: dict[str, dict[str, str]] = field(default_factory=dict)  # agent -> symbol -> condition
+
+
+# The statements of `commit_round`, built once: SQLAlchemy then reuses their cache keys and compiled forms.
+_CLAIM_ROUND = (
+    update(t.RunRow)
+    .where(t.RunRow.run_id == bindparam("b_run"), t.RunRow.last_round < bindparam("b_round"))
+    .values(last_round=bindparam("b_round"))
+)
+_RUN_EXISTS = select(t.RunRow.run_id).where(t.RunRow.run_id == bindparam("b_run"))
+_SNAPSHOT_EXISTS = select(t.SnapshotRow.ts).where(t.SnapshotRow.snapshot_hash == bindparam("b_hash"))
+_KNOWN_PROMPTS = select(t.PromptRow.sha256).where(t.PromptRow.sha256.in_(bindparam("b_shas", expanding=True)))
+_DELETE_POSITIONS = delete(t.PositionRow).where(
+    t.PositionRow.run_id == bindparam("b_run"), t.PositionRow.agent.in_(bindparam("b_agents", expanding=True))
+)
+# The SET clause comes from the column names among the parameters (everything but the b_ keys).
+_UPDATE_ACCOUNT = update(t.AccountRow).where(
+    t.AccountRow.run_id == bindparam("b_run"), t.AccountRow.agent == bindparam("b_agent")
+)
 
 
 class ArenaStore:
@@ -199,40 +200,43 @@ class ArenaStore:
 
     # -- rounds ----------------------------------------------------------------------------------------------
     def commit_round(self, w: RoundWrite) -> bool:
-        """Write a round atomically; False (and nothing written) when that round was already committed."""
-        with self.session() as s, s.begin():
-            run = s.get(t.RunRow, w.run_id, with_for_update=True)
-            if run is None:
-                raise KeyError(f"no run {w.run_id!r}")
-            if run.last_round >= w.round_no:
+        """Write a round atomically; False (and nothing written) when that round was already committed.
+
+        The first statement claims the round (`last_round` only moves forward), so two writers of one round
+        cannot both write it; the rest is plain INSERTs, one executemany per table, with statements built once.
+        The ORM's unit of work used to cost several times the database's own time, and a cached replay commits
+        hundreds of rounds per second.
+        """
+        key = {"b_run": w.run_id}
+        with self.engine.begin() as conn:
+            if conn.execute(_CLAIM_ROUND, {**key, "b_round": w.round_no}).rowcount != 1:
+                if conn.execute(_RUN_EXISTS, key).first() is None:
+                    raise KeyError(f"no run {w.run_id!r}")
                 return False
-            s.add(
-                t.RoundRow(
-                    run_id=w.run_id,
-                    round_no=w.round_no,
-                    ts=w.ts,
-                    snapshot_hash=w.snapshot_hash,
-                    wall_started=w.wall_started,
-                    wall_s=w.wall_s,
-                )
+            round_row = t.RoundRow(
+                run_id=w.run_id,
+                round_no=w.round_no,
+                ts=w.ts,
+                snapshot_hash=w.snapshot_hash,
+                wall_started=w.wall_started,
+                wall_s=w.wall_s,
             )
-            if s.get(t.SnapshotRow, w.snapshot_hash) is None:
-                s.add(t.SnapshotRow(snapshot_hash=w.snapshot_hash, ts=w.ts, content=w.snapshot_content))
-            for p in _unique(w.prompts, lambda r: r.sha256):
-                if s.get(t.PromptRow, p.sha256) is None:
-                    s.add(p)
-            s.add_all(w.llm_calls)
-            s.add_all(w.decisions)
-            s.add_all(w.orders)
-            s.add_all(w.fills)
-            s.add_all(w.equity)
+            _insert(conn, [round_row])
+            if conn.execute(_SNAPSHOT_EXISTS, {"b_hash": w.snapshot_hash}).first() is None:
+                _insert(conn, [t.SnapshotRow(snapshot_hash=w.snapshot_hash, ts=w.ts, content=w.snapshot_content)])
+            new_prompts = _unique(w.prompts, lambda r: r.sha256)
+            if new_prompts:
+                known = set(conn.execute(_KNOWN_PROMPTS, {"b_shas": [p.sha256 for p in new_prompts]}).scalars())
+                _insert(conn, [p for p in new_prompts if p.sha256 not in known])
+            for rows in (w.llm_calls, w.decisions, w.orders, w.fills, w.equity):
+                _insert(conn, rows)
+            if w.accounts:
+                conn.execute(_DELETE_POSITIONS, {**key, "b_agents": [acc.agent for acc in w.accounts]})
+            held = []
             for acc in w.accounts:
-                s.execute(
-                    delete(t.PositionRow).where(t.PositionRow.run_id == w.run_id, t.PositionRow.agent == acc.agent)
-                )
                 conditions = w.invalidations.get(acc.agent, {})
                 for pos in acc.positions.values():
-                    s.add(
+                    held.append(
                         t.PositionRow(
                             run_id=w.run_id,
                             agent=acc.agent,
@@ -240,8 +244,12 @@ class ArenaStore:
                             **position_to_dict(pos),
                         )
                     )
-                s.merge(_account_row(w.run_id, acc))
-            run.last_round = w.round_no
+            _insert(conn, held)
+            for acc in w.accounts:
+                row = _values(_account_row(w.run_id, acc))
+                state = {k: v for k, v in row.items() if k not in ("run_id", "agent")}
+                if conn.execute(_UPDATE_ACCOUNT, {**key, "b_agent": acc.agent, **state}).rowcount == 0:
+                    _insert(conn, [_account_row(w.run_id, acc)])
         return True
 
     # -- frames for the leaderboard, the CLI and the monitor --------------------------------------------------
@@ -296,6 +304,29 @@ def _account_row(run_id: str, acc: AccountState) -> t.AccountRow:
         pending=[order_to_dict(o) for o in acc.pending],
         plans=acc.plans,
     )
+
+
+def _values(row: t.Base) -> dict[str, Any]:
+    """The column values set on an ORM row; unset columns are left out, so their defaults apply as in a flush."""
+    return {c.key: row.__dict__[c.key] for c in row.__table__.columns if c.key in row.__dict__}
+
+
+@functools.cache
+def _insert_statement(table: type[t.Base]) -> Insert:
+    return insert(table)
+
+
+def _insert(conn: Connection, rows: Sequence[t.Base]) -> None:
+    """INSERT ORM rows of one table in their order, as few executemany calls as their sets of given columns allow."""
+    batch: list[dict[str, Any]] = []
+    for r in rows:
+        values = _values(r)
+        if batch and values.keys() != batch[0].keys():
+            conn.execute(_insert_statement(type(r)), batch)
+            batch = []
+        batch.append(values)
+    if batch:
+        conn.execute(_insert_statement(type(rows[0])), batch)
 
 
 def _unique(rows: Sequence[Any], key: Any) -> list[Any]:

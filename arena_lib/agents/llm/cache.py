@@ -14,14 +14,15 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Engine, LargeBinary, String, create_engine, event, func, select
+from sqlalchemy import BigInteger, Engine, LargeBinary, String, bindparam, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from arena_lib.database import local_url, open_engine
 
 CACHE_URL_ENV = "ARENA_LLM_CACHE_URL"
 CacheMode = Literal["use", "strict", "refresh", "off"]
@@ -46,13 +47,12 @@ class _CacheRow(_Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # JSON: the response text, usage, latency
 
 
+_PAYLOAD_BY_KEY = select(_CacheRow.payload).where(_CacheRow.key == bindparam("b_key"))
+
+
 def default_cache_url() -> str:
-    url = os.environ.get(CACHE_URL_ENV)
-    if url:
-        return url
-    path = Path(".arena") / "llm_cache.db"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path.resolve()}"
+    """`ARENA_LLM_CACHE_URL` if set, else a SQLite file under `.arena/` in the current directory."""
+    return local_url(CACHE_URL_ENV, "llm_cache.db")
 
 
 def cache_key(provider: str, model: str, system: str, user: str, params: Mapping[str, Any]) -> str:
@@ -71,17 +71,7 @@ class ResponseCache:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_cache_url()
-        self.engine: Engine = create_engine(self.url, future=True)
-        if self.engine.dialect.name == "sqlite":
-
-            @event.listens_for(self.engine, "connect")
-            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
-                cur.execute("PRAGMA busy_timeout=10000")
-                cur.close()
-
-        _Base.metadata.create_all(self.engine)
+        self.engine: Engine = open_engine(self.url, _Base.metadata)
         self._memory: dict[str, dict[str, Any]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -89,11 +79,11 @@ class ResponseCache:
         hit = self._memory.get(key)
         if hit is not None:
             return hit
-        with Session(self.engine) as s:
-            row = s.get(_CacheRow, key)
-            if row is None:
-                return None
-            payload: dict[str, Any] = json.loads(row.payload)
+        with self.engine.connect() as conn:  # a plain SELECT: an ORM session cost more than the lookup itself
+            raw = conn.execute(_PAYLOAD_BY_KEY, {"b_key": key}).scalar_one_or_none()
+        if raw is None:
+            return None
+        payload: dict[str, Any] = json.loads(raw)
         self._memory[key] = payload
         return payload
 

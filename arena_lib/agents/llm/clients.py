@@ -284,7 +284,27 @@ def _schema_unsupported(failure: AttemptFailed) -> bool:
     return failure.status_code in (400, 422, 500) and ("json_schema" in text or "response_format" in text)
 
 
-class OpenAIChatClient:
+class _SdkClient:
+    """What both provider clients share: the retry loop over `_attempt`, and closing the SDK's connections."""
+
+    provider: str
+    model: str
+    _cfg: LLMAgentConfig
+    _rng: random.Random | None
+    _sdk: _PerLoop
+
+    async def _attempt(self, request: LLMRequest, timeout: float) -> LLMResponse:
+        raise NotImplementedError
+
+    async def complete(self, request: LLMRequest, deadline: float) -> LLMResponse:
+        return await _complete(self, request, deadline)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool of the current event loop's SDK client."""
+        await self._sdk.aclose()
+
+
+class OpenAIChatClient(_SdkClient):
     """Chat Completions through ``openai.AsyncOpenAI``: OpenAI itself and any OpenAI-compatible endpoint."""
 
     def __init__(self, cfg: LLMAgentConfig, api_key: str, *, rng: random.Random | None = None) -> None:
@@ -365,15 +385,8 @@ class OpenAIChatClient:
             structured=mode,
         )
 
-    async def complete(self, request: LLMRequest, deadline: float) -> LLMResponse:
-        return await _complete(self, request, deadline)
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool of the current event loop's SDK client."""
-        await self._sdk.aclose()
-
-
-class AnthropicClient:
+class AnthropicClient(_SdkClient):
     """Messages API through ``anthropic.AsyncAnthropic``, structured answers via one forced tool."""
 
     def __init__(self, cfg: LLMAgentConfig, api_key: str, *, rng: random.Random | None = None) -> None:
@@ -456,15 +469,8 @@ class AnthropicClient:
             structured=mode,
         )
 
-    async def complete(self, request: LLMRequest, deadline: float) -> LLMResponse:
-        return await _complete(self, request, deadline)
 
-    async def aclose(self) -> None:
-        """Close the HTTP connection pool of the current event loop's SDK client."""
-        await self._sdk.aclose()
-
-
-async def _complete(client: OpenAIChatClient | AnthropicClient, request: LLMRequest, deadline: float) -> LLMResponse:
+async def _complete(client: _SdkClient, request: LLMRequest, deadline: float) -> LLMResponse:
     """Shared retry wrapper: runs the client's attempts within the deadline and stamps latency and attempts."""
     started = time.monotonic()
     label = f"{client.provider} {client.model}"

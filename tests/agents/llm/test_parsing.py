@@ -124,17 +124,22 @@ def test_json_schema_accepts_a_valid_answer_and_refuses_bad_ones() -> None:
     schema = decision_json_schema(SYMBOLS, max_leverage=10)
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    good = {"decisions": [_entry(), _entry("ETH", signal="hold", quantity=0, leverage=1, stop_loss=None)]}
+    rest = [
+        _entry("ETH", signal="hold", quantity=0, leverage=1, stop_loss=None),
+        _entry("SOL", signal="hold", quantity=0, leverage=1, stop_loss=None),
+    ]
+    good = {"decisions": [_entry(), *rest]}
     assert not list(validator.iter_errors(good))
     for bad in (
-        {"decisions": [_entry(coin="DOGE")]},
-        {"decisions": [_entry(leverage=20)]},
-        {"decisions": [_entry(confidence=2)]},
-        {"decisions": [_entry(quantity=-1)]},
-        {"decisions": [_entry(signal="long")]},
-        {"decisions": [{**_entry(), "extra": 1}]},
-        {"decisions": [{k: v for k, v in _entry().items() if k != "stop_loss"}]},
-        {"decisions": [], "extra": 1},
+        {"decisions": [_entry(coin="DOGE"), *rest]},
+        {"decisions": [_entry(leverage=20), *rest]},
+        {"decisions": [_entry(confidence=2), *rest]},
+        {"decisions": [_entry(quantity=-1), *rest]},
+        {"decisions": [_entry(signal="long"), *rest]},
+        {"decisions": [{**_entry(), "extra": 1}, *rest]},
+        {"decisions": [{k: v for k, v in _entry().items() if k != "stop_loss"}, *rest]},
+        {"decisions": rest},  # one object per coin: a missing coin is refused at the source
+        {"decisions": [_entry(), *rest], "extra": 1},
     ):
         assert list(validator.iter_errors(bad)), bad
 
