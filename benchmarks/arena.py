@@ -33,8 +33,6 @@ import hashlib
 import io
 import json
 import math
-import os
-import platform
 import pstats
 import re
 import statistics
@@ -61,6 +59,7 @@ from arena_lib.arena.store import ArenaStore  # noqa: E402
 from arena_lib.config import BacktestConfig, RiskLimits  # noqa: E402
 from arena_lib.data.market import MarketData  # noqa: E402
 from arena_lib.data.snapshot import MarketSnapshot  # noqa: E402
+from benchmarks._common import environment as _environment  # noqa: E402
 from tests.servers.llm import LLMServer, Reply, Script  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "arena_results.json"
@@ -459,13 +458,7 @@ def environment() -> dict[str, Any]:
     import openai
     import sqlalchemy
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "sqlalchemy": sqlalchemy.__version__,
-        "openai": openai.__version__,
-    }
+    return _environment(sqlalchemy=sqlalchemy.__version__, openai=openai.__version__)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,6 @@ import argparse
 import gc
 import json
 import math
-import os
-import platform
 import sys
 import time
 import warnings
@@ -51,6 +49,8 @@ from arena_lib.features.pipeline import compute_features, compute_panel  # noqa:
 from arena_lib.features.registry import FEATURES, groups, list_features  # noqa: E402
 from arena_lib.features.returns import rolling_std  # noqa: E402
 from arena_lib.features.technical import bollinger_bands  # noqa: E402
+from benchmarks._common import aligned_table, best_of  # noqa: E402
+from benchmarks._common import environment as _environment  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "features_results.json"
 START, END = "2022-01-01", "2025-12-31"
@@ -75,18 +75,6 @@ def load_frames(n_symbols: int, bars: int | None) -> tuple[dict[str, pd.DataFram
         frames[symbol] = frame.iloc[-bars:] if bars else frame
     funding = {s: load_sample_funding(s) for s in frames}
     return frames, funding
-
-
-def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
-    """Run ``fn`` ``repeats`` times (after a collection, so one run's garbage doesn't bill the next)."""
-    times: list[float] = []
-    out: Any = None
-    for _ in range(max(1, repeats)):
-        gc.collect()
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
 
 
 # -- 1 + 2. the feature set and its groups ---------------------------------------------------------------------------
@@ -338,11 +326,7 @@ def render_table(results: dict[str, Any]) -> str:
                 _verdict(t["ratio_vs_pandas"] <= TARGET_VS_PANDAS),
             )
         )
-    header = ("benchmark", "arena", "peer", "ratio", "target", "result")
-    widths = [max(len(r[c]) for r in [header, *lines]) for c in range(len(header))]
-    rows = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *lines]]
-    rows.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(rows)
+    return aligned_table(("benchmark", "arena", "peer", "ratio", "target", "result"), lines)
 
 
 def environment() -> dict[str, Any]:
@@ -350,16 +334,13 @@ def environment() -> dict[str, Any]:
     import ta
     import talib
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "numba": numba.__version__,
-        "talib": talib.__version__,
-        "ta": getattr(ta, "__version__", "0.11"),
-    }
+    return _environment(
+        numpy=np.__version__,
+        pandas=pd.__version__,
+        numba=numba.__version__,
+        talib=talib.__version__,
+        ta=getattr(ta, "__version__", "0.11"),
+    )
 
 
 def all_passed(results: dict[str, Any]) -> bool:

@@ -26,12 +26,10 @@ import gc
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +47,8 @@ from arena_lib.data.market import OHLCV, MarketData  # noqa: E402
 from arena_lib.data.sample import load_sample  # noqa: E402
 from arena_lib.engine.kernel import run_batch, simulate, simulate_args  # noqa: E402
 from arena_lib.engine.loop import run_replay  # noqa: E402
+from benchmarks._common import aligned_table, best_of  # noqa: E402
+from benchmarks._common import environment as _environment  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
 SOURCE_SYMBOL = "BTC/USDT"
@@ -95,18 +95,6 @@ def _config(fill: str = "next_open") -> BacktestConfig:
 
 
 # -- timing ----------------------------------------------------------------------------------------------------------
-def best_of(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
-    """Run `fn` `repeats` times (after a collection, so one run's garbage doesn't bill the next); best, all, result."""
-    times: list[float] = []
-    out: Any = None
-    for _ in range(max(1, repeats)):
-        gc.collect()
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
-
-
 def _ratio(arena_s: float, peer_s: float) -> float:
     return arena_s / peer_s if peer_s > 0 else math.inf
 
@@ -427,11 +415,7 @@ def render_table(results: dict[str, Any]) -> str:
                 ", ".join(i["forbidden_imported_by_engine"]) or "",
             )
         )
-    header = ("benchmark", "arena", "peer", "ratio", "target", "result")
-    widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return aligned_table(("benchmark", "arena", "peer", "ratio", "target", "result"), rows)
 
 
 def environment() -> dict[str, Any]:
@@ -439,17 +423,13 @@ def environment() -> dict[str, Any]:
     import numba
     import vectorbt
 
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "pandas": pd.__version__,
-        "numba": numba.__version__,
-        "vectorbt": vectorbt.__version__,
-        "backtesting": backtesting.__version__,
-    }
+    return _environment(
+        numpy=np.__version__,
+        pandas=pd.__version__,
+        numba=numba.__version__,
+        vectorbt=vectorbt.__version__,
+        backtesting=backtesting.__version__,
+    )
 
 
 def run_all(sizes: dict[str, int], which: tuple[str, ...] = ("batch", "step", "import")) -> dict[str, Any]:

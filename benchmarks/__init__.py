@@ -1,0 +1,1 @@
+"""Speed benchmarks (scripts); `_common` holds what they share."""
