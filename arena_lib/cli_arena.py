@@ -84,8 +84,8 @@ def run(
     """Run an arena: every agent on the same snapshots, each with an isolated account, all recorded."""
     from arena_lib.agents.llm.cache import CACHE_MODES, CacheMissError, ResponseCache
     from arena_lib.arena.config import load_arena_config
-    from arena_lib.arena.session import resume_run, start_run
-    from arena_lib.arena.store import ArenaStore
+    from arena_lib.arena.session import resume_run, start_paper_run, start_run
+    from arena_lib.arena.store import ArenaStore, redact_url
     from arena_lib.cli import _progress
     from arena_lib.data.errors import DataError
 
@@ -99,7 +99,17 @@ def run(
     cache = ResponseCache(cache_db) if cache_mode != "off" else None
     try:
         if mode == "paper":
-            report = _run_paper(config, store, cache, mode_, every, rounds, exchange_url, stop, run_id)
+            report = start_paper_run(
+                load_arena_config(config),
+                store,
+                every_s=_every_seconds(every),
+                rounds=rounds,
+                exchange_url=exchange_url,
+                run_id=run_id,
+                cache=cache,
+                cache_mode=mode_,
+                stop=stop,
+            )
         elif resume:
             report = resume_run(resume, store, rounds=rounds, cache=cache, cache_mode=mode_, stop=stop)
         else:
@@ -129,7 +139,7 @@ def run(
         "not_configured": report.skipped,
         "cutoff_flags": report.cutoff_flags,
         "error_rounds": report.errors,
-        "db": store.url if "@" not in store.url else "<redacted>",
+        "db": redact_url(store.url),
     }
     if as_json:
         print(json.dumps(payload))
@@ -177,49 +187,6 @@ def demo_arena(config: Path, out_dir: Path) -> str:
     console.print(f"run {report.run_id} in {store.url}; decisions: arena decisions --run {report.run_id}")
     console.print(f"arena report: {html}")
     return report.run_id
-
-
-def _run_paper(
-    config: Path,
-    store: Any,
-    cache: Any,
-    cache_mode: CacheMode,
-    every: str,
-    rounds: int | None,
-    exchange_url: str | None,
-    stop: threading.Event,
-    run_id: str | None,
-) -> Any:
-    from arena_lib.arena.config import load_arena_config
-    from arena_lib.arena.paper import CcxtPaperFeed, run_paper
-    from arena_lib.arena.rounds import ArenaRunner
-    from arena_lib.arena.session import RunReport, build_roster, create_run, local_llm_servers
-    from arena_lib.data.ccxt_source import api_urls_for_host, make_exchange
-
-    every_s = _every_seconds(every)
-    cfg = load_arena_config(config)
-    exchange_id = cfg.rounds.exchange
-    urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
-    spot_only = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}  # candles only; no futures endpoints
-    exchange = make_exchange(exchange_id, urls, options=spot_only)
-    feed = CcxtPaperFeed(exchange, cfg.market.symbols, cfg.market.timeframe, cfg.rounds.history_bars)
-    market = feed.market()
-    with local_llm_servers(cfg, cache_mode) as (served, unavailable):
-        roster = build_roster(served, cache=cache, cache_mode=cache_mode)
-        roster.skipped.update(unavailable)
-        rid, flags = create_run(store, cfg, roster, market, "paper", run_id)
-        runner = ArenaRunner(served, roster.agents, market, store, rid, first_row=market.n_bars - 1, stop=stop)
-        try:
-            outcomes = run_paper(runner, feed.market, every_s=every_s, rounds=rounds, stop=stop)
-        finally:
-            runner.close()
-    status = "stopped"
-    store.set_status(rid, status)
-    errors: dict[str, int] = {}
-    for o in outcomes:
-        for name in o.errors:
-            errors[name] = errors.get(name, 0) + 1
-    return RunReport(rid, status, sum(o.decided for o in outcomes), roster.skipped, flags, errors)
 
 
 _BOARD_COLUMNS = {

@@ -150,15 +150,9 @@ class ArenaRunner:
             seat.exits = (ex["realized_pnl"] - ex["fee"]).tolist()
 
     def _compile(self, plans: dict[str, ExitPlan]) -> dict[str, Condition]:
-        from arena_lib.agents.llm.invalidation import CONDITION_FIELDS
-
         out = {}
         for sym, plan in plans.items():
-            cond = (
-                compile_condition(plan.invalidation_condition, CONDITION_FIELDS)
-                if plan.invalidation_condition
-                else None
-            )
+            cond = compile_condition(plan.invalidation_condition) if plan.invalidation_condition else None
             if cond is not None:
                 out[sym] = cond
         return out
@@ -206,7 +200,6 @@ class ArenaRunner:
         t_close = market.close_times_ns[i]
         snapshot = MarketSnapshot(market, i)
         funding_now = self.funding_rows.get(i)
-        before = [(len(s.acc.fills), len(s.acc.verdicts)) for s in self.seats]
         for seat in self.seats:
             settle_bar(seat.acc, i, funding_now, self.marks)
             self._forget_closed(seat)
@@ -230,8 +223,8 @@ class ArenaRunner:
                 if turn.error:
                     errors[seat.name] = turn.error
                 self._apply(seat, turn, engine_closes[seat.name], snapshot, i, round_no, close_marks, w)
-        for seat, (n_fills, _n_verdicts) in zip(self.seats, before, strict=True):
-            self._record_state(seat, i, round_no, close_marks, seat.acc.fills[n_fills:], w)
+        for seat in self.seats:
+            self._record_state(seat, i, round_no, close_marks, seat.acc.fills, w)
         w.wall_s = time.perf_counter() - t0
         committed = self.store.commit_round(w)
         for seat in self.seats:  # the in-memory lists only feed this round's rows; the store keeps history
@@ -335,7 +328,6 @@ class ArenaRunner:
         acc = seat.acc
         closed_now = {d.symbol for d in engine_closes}
         decisions = [*engine_closes, *turn.decisions]
-        n_verdicts = len(acc.verdicts)
         pf = act_on_decisions(
             acc,
             decisions,
@@ -348,7 +340,7 @@ class ArenaRunner:
             snapshot,
         )
         acc.portfolio = pf
-        verdicts = {id(v.decision): v for v in acc.verdicts[n_verdicts:]}
+        verdicts = {id(v.decision): v for v in acc.verdicts}
         call = turn.call
         if call is not None:
             w.prompts.append(

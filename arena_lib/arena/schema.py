@@ -21,8 +21,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
-
 
 class Base(DeclarativeBase):
     pass
@@ -226,9 +224,3 @@ class EquityRow(Base):
     cash: Mapped[float] = mapped_column(Float)
     equity: Mapped[float] = mapped_column(Float)
     gross_exposure: Mapped[float] = mapped_column(Float)
-
-
-class MetaRow(Base):
-    __tablename__ = "arena_meta"
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)

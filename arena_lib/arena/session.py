@@ -13,6 +13,7 @@ import logging
 import secrets
 import subprocess
 import threading
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from arena_lib.agents.llm.cache import CacheMode, ResponseCache
 from arena_lib.agents.llm.config import configuration_status
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig, cutoff_overlap
-from arena_lib.arena.rounds import ArenaRunner, ProgressCallback
+from arena_lib.arena.rounds import ArenaRunner, ProgressCallback, RoundOutcome
 from arena_lib.arena.store import AccountState, ArenaStore
 from arena_lib.clock import WallClock
 from arena_lib.data.market import MarketData
@@ -254,11 +255,48 @@ def _play(
     done = runner.first_row + runner.last_round >= runner.market.n_bars - 1
     status = "completed" if done else "stopped"
     store.set_status(runner.run_id, status, run.message)
-    errors: dict[str, int] = {}
-    for o in outcomes:
-        for name in o.errors:
-            errors[name] = errors.get(name, 0) + 1
-    return RunReport(runner.run_id, status, len(outcomes), skipped, flags, errors)
+    return RunReport(runner.run_id, status, len(outcomes), skipped, flags, error_rounds(outcomes))
+
+
+def error_rounds(outcomes: Sequence[RoundOutcome]) -> dict[str, int]:
+    """How many rounds each agent held because of an error."""
+    return dict(Counter(name for o in outcomes for name in o.errors))
+
+
+def start_paper_run(
+    config: ArenaConfig,
+    store: ArenaStore,
+    *,
+    every_s: float,
+    rounds: int | None = None,
+    exchange_url: str | None = None,
+    run_id: str | None = None,
+    cache: ResponseCache | None = None,
+    cache_mode: CacheMode = "use",
+    stop: threading.Event | None = None,
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """Paper-trade the config's agents on live ccxt candles (simulated fills) until `rounds` or a stop."""
+    from arena_lib.arena.paper import CcxtPaperFeed, run_paper
+    from arena_lib.data.ccxt_source import api_urls_for_host, make_exchange
+
+    exchange_id = config.rounds.exchange
+    urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
+    spot_only = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}  # candles only; no futures endpoints
+    exchange = make_exchange(exchange_id, urls, options=spot_only)
+    feed = CcxtPaperFeed(exchange, config.market.symbols, config.market.timeframe, config.rounds.history_bars)
+    market = feed.market()
+    with local_llm_servers(config, cache_mode) as (served, unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
+        roster.skipped.update(unavailable)
+        rid, flags = create_run(store, config, roster, market, "paper", run_id)
+        runner = ArenaRunner(served, roster.agents, market, store, rid, first_row=market.n_bars - 1, stop=stop)
+        try:
+            outcomes = run_paper(runner, feed.market, every_s=every_s, rounds=rounds, stop=stop)
+        finally:
+            runner.close()
+    store.set_status(rid, "stopped")
+    return RunReport(rid, "stopped", sum(o.decided for o in outcomes), roster.skipped, flags, error_rounds(outcomes))
 
 
 @contextmanager

@@ -144,6 +144,15 @@ class MarketData:
         out: list[int] = (self.times + self.bar_ns).tolist()
         return out
 
+    @cached_property
+    def funding_arrays(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per symbol: settlement times (epoch ns) and rates of its funding, as arrays for point-in-time lookups."""
+        out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for sym, rates in self.funding_series.items():
+            times = pd.DatetimeIndex(rates.index).as_unit("ns").asi8
+            out[sym] = (times, rates.to_numpy(np.float64))
+        return out
+
     def fingerprint(self) -> str:
         """A content hash of every bar and funding rate (computed once), logged with each run as its data hash."""
         return self._fingerprint

@@ -105,11 +105,12 @@ class MarketSnapshot:
 
     def funding_rate(self, symbol: str) -> float:
         """The latest funding rate settled at or before now (NaN when the symbol has no funding data)."""
-        rates = self.market.funding_series.get(symbol)
-        if rates is None or len(rates) == 0:
+        arrays = self.market.funding_arrays.get(symbol)
+        if arrays is None:
             return float("nan")
-        k = int(np.searchsorted(pd.DatetimeIndex(rates.index).as_unit("ns").asi8, self.timestamp_ns, side="right"))
-        return float(rates.iloc[k - 1]) if k > 0 else float("nan")
+        times, rates = arrays
+        k = int(np.searchsorted(times, self.timestamp_ns, side="right"))
+        return float(rates[k - 1]) if k > 0 else float("nan")
 
     def content_hash(self) -> str:
         """Hash of what this snapshot shows: its time and each symbol's last `HASH_WINDOW` closed bars."""

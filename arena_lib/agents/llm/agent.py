@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from arena_lib.agents.base import AccountView
@@ -213,12 +213,3 @@ def _payload(response: LLMResponse, cost: float) -> dict[str, Any]:
         "structured": response.structured,
         "cost_usd": cost,
     }
-
-
-def decisions_for(turn: Turn, symbols: Sequence[str]) -> dict[str, Decision]:
-    """A turn's decisions by symbol (first one wins; the engine rejects the rest)."""
-    out: dict[str, Decision] = {}
-    for d in turn.decisions:
-        if d.symbol in symbols:
-            out.setdefault(d.symbol, d)
-    return out
