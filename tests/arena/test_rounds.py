@@ -470,3 +470,16 @@ def test_an_llm_without_its_key_is_skipped_and_the_rest_plays(
     assert len(eq) == 2 * 3
     assert server.calls(model="keyless") == 0
     assert (store.fills_frame(report.run_id, "keyed")["kind"] == "entry").any()
+
+
+def test_sync_decide_runs_one_turn_outside_the_arena(desk: Desk, server: LLMServer) -> None:
+    """`LLMAgent.decide` (for `run_replay` and notebooks) sends a schema bounded by a finite leverage limit."""
+    from arena_lib.agents.llm.agent import LLMAgent
+    from arena_lib.replay import load_market
+
+    desk.routes["solo"] = buyer()
+    agent = LLMAgent(llm_config(server, "solo"), env=ENV)
+    market = load_market(["BTC/USDT", "ETH/USDT"], "1h", "2025-02-01", "2025-03-01")
+    decisions = agent.decide(MarketSnapshot(market, market.n_bars - 1), AccountView(1e4, 1e4, 1e4, {}))
+    assert {d.symbol for d in decisions} == {"BTC/USDT", "ETH/USDT"}
+    assert any(d.action is Action.ENTER_LONG for d in decisions)

@@ -10,7 +10,6 @@ The agent never trades on a guess.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from arena_lib.agents.llm.parsing import parse_decisions
 from arena_lib.agents.llm.prompt import Prompt, PromptBuilder
 from arena_lib.agents.llm.schema import decision_json_schema, to_engine_decision
 from arena_lib.agents.turn import DecisionNote, ModelCall, Turn, TurnContext
+from arena_lib.config import RiskLimits
 from arena_lib.types import Decision, hold
 
 if TYPE_CHECKING:
@@ -185,8 +185,13 @@ class LLMAgent:
         return Turn([hold(s, why) for s in symbols], {}, call, error=why, latency_s=time.perf_counter() - t0)
 
     def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
-        """One turn, synchronously (for `run_replay` and notebooks); the arena runner uses `play_turn`."""
-        context = TurnContext(round_no=self._sync_round, started_at_ns=snapshot.timestamp_ns, max_leverage=math.inf)
+        """One turn, synchronously (for `run_replay` and notebooks); the arena runner uses `play_turn`.
+
+        The prompt and schema state the engine's default leverage limit; the RiskEngine enforces the real one.
+        """
+        context = TurnContext(
+            round_no=self._sync_round, started_at_ns=snapshot.timestamp_ns, max_leverage=RiskLimits().max_leverage
+        )
         self._sync_round += 1
         return asyncio.run(self.play_turn(snapshot, account, context)).decisions
 
