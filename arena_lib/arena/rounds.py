@@ -180,10 +180,10 @@ class ArenaRunner:
     def close(self) -> None:
         """Close the agents' HTTP clients and the event loop."""
         for seat in self.seats:
-            client = getattr(getattr(seat.acc.agent, "_client", None), "aclose", None)
-            if client is not None:
+            close = getattr(seat.acc.agent, "aclose", None)
+            if close is not None:
                 try:
-                    self._loop.run_until_complete(client())
+                    self._loop.run_until_complete(close())
                 except Exception as exc:  # closing is best effort; the run's results are already committed
                     log.debug("closing %s's client: %s", seat.name, exc)
         self._loop.close()

@@ -184,6 +184,12 @@ class LLMAgent:
     def _all_hold(self, symbols: tuple[str, ...], call: ModelCall, why: str, t0: float) -> Turn:
         return Turn([hold(s, why) for s in symbols], {}, call, error=why, latency_s=time.perf_counter() - t0)
 
+    async def aclose(self) -> None:
+        """Close the provider client's connections on the running event loop (no-op when none was opened)."""
+        close = getattr(self._client, "aclose", None)
+        if close is not None:
+            await close()
+
     def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
         """One turn, synchronously (for `run_replay` and notebooks); the arena runner uses `play_turn`.
 
