@@ -269,13 +269,15 @@ def demo(
     demo_arena(arena_config, out_dir / "arena")
 
 
-def _register_arena_commands() -> None:
-    from arena_lib.cli_arena import register
+def _register_commands() -> None:
+    from arena_lib.cli_arena import register as register_arena
+    from arena_lib.cli_research import register as register_research
 
-    register(app)
+    register_arena(app)
+    register_research(app)
 
 
-_register_arena_commands()
+_register_commands()
 
 
 def main() -> None:

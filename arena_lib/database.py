@@ -1,25 +1,27 @@
 """Database URLs and engines shared by the arena store and the LLM response cache.
 
-Both default to a SQLite file under `.arena/` in the current directory, and both take any SQLAlchemy URL from an
-environment variable (PostgreSQL at scale) with no code change. SQLite gets crash-safe settings: WAL, so a killed
-process never leaves half a transaction, and a busy timeout, so a reader (the monitor) never makes a writer fail.
+Both default to a SQLite file under `.arena/` in the project root (`arena_lib.paths.project_root`), and both
+take any SQLAlchemy URL from an environment variable (PostgreSQL at scale) with no code change. SQLite gets
+crash-safe settings: WAL, so a killed process never leaves half a transaction, and a busy timeout, so a reader
+(the monitor) never makes a writer fail.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 
+from arena_lib.paths import project_root
+
 
 def local_url(env_var: str, filename: str) -> str:
-    """The URL in `env_var` if set, else `sqlite:///<cwd>/.arena/<filename>` (the folder is created)."""
+    """The URL in `env_var` if set, else `sqlite:///<project root>/.arena/<filename>` (the folder is created)."""
     url = os.environ.get(env_var)
     if url:
         return url
-    path = Path(".arena") / filename
+    path = project_root() / ".arena" / filename
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path.resolve()}"
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +30,7 @@ from arena_lib.arena.store import AccountState, ArenaStore
 from arena_lib.clock import WallClock
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import timeframe_to_ns, to_utc_timestamp
+from arena_lib.paths import git_state
 from arena_lib.replay import load_market
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,8 @@ def new_run_id(mode: str) -> str:
 
 def git_sha() -> str:
     """The commit the code runs from, with `-dirty` when the tree has changes ('' outside a git checkout)."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    sha, dirty = git_state()
+    return sha + ("-dirty" if sha and dirty else "")
 
 
 def _agent_row(run_id: str, agent: Agent, config: ArenaConfig, cash: float) -> t.RunAgentRow:

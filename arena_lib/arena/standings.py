@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ import pandas as pd
 
 from arena_lib.arena.store import ArenaStore
 from arena_lib.data.market import ns_to_index
+from arena_lib.data.resample import TimeLike, to_utc_timestamp
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult
 
 COLUMNS = [
@@ -80,6 +82,41 @@ def results_from_store(store: ArenaStore, run_id: str) -> dict[str, BacktestResu
             exposure=pd.Series(e["gross_exposure"].to_numpy(np.float64), index=idx, name="gross_exposure"),
             initial_cash=a.initial_cash,
             meta={"run_id": run_id, "kind": a.kind, "model": a.model},
+        )
+    return out
+
+
+def period_results(
+    results: Mapping[str, BacktestResult], start: TimeLike | None = None, end: TimeLike | None = None
+) -> dict[str, BacktestResult]:
+    """The results cut to `[start, end]` (UTC, inclusive; None = open), each starting from its equity at `start`.
+
+    For reports of one day or week of a long run: the metrics then describe that period only. The account value
+    just before the period (or the initial cash when the period starts with the run) is the starting capital.
+    """
+    lo = None if start is None else to_utc_timestamp(start, "start")
+    hi = None if end is None else to_utc_timestamp(end, "end")
+    out: dict[str, BacktestResult] = {}
+    for name, res in results.items():
+        eq = res.equity.loc[lo:hi]
+        before = res.equity[res.equity.index < lo] if lo is not None else res.equity.iloc[:0]
+        start_cash = float(before.iloc[-1]) if len(before) else res.initial_cash
+        times = pd.DatetimeIndex(res.fills["timestamp"]) if len(res.fills) else pd.DatetimeIndex([], tz="UTC")
+        keep = np.ones(len(times), dtype=bool)
+        if lo is not None:
+            keep &= times >= lo
+        if hi is not None:
+            keep &= times <= hi
+        out[name] = BacktestResult(
+            agent=res.agent,
+            equity=eq,
+            fills=res.fills.loc[keep].reset_index(drop=True),
+            exposure=res.exposure.loc[lo:hi],
+            initial_cash=start_cash,
+            meta={
+                **res.meta,
+                "period": (None if lo is None else lo.isoformat(), None if hi is None else hi.isoformat()),
+            },
         )
     return out
 

@@ -13,7 +13,6 @@ not a backtest (fees, sizing and exits are the arena's business).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from arena_lib.config import RiskLimits
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import to_utc_timestamp
 from arena_lib.data.snapshot import MarketSnapshot
+from arena_lib.sync import run_sync
 from arena_lib.types import Action
 
 __all__ = ["PromptLabResult", "load_recording", "prompt_lab_market", "run_prompt_lab", "snapshot_rows"]
@@ -156,7 +156,7 @@ def run_prompt_lab(
         for v in versions
     ]
     # One event loop for every turn: the SDK clients keep connections bound to the loop that opened them.
-    turns = asyncio.run(_play(agents, market, rows, account))
+    turns = run_sync(_play(agents, market, rows, account))
     calls: list[dict[str, object]] = []
     decisions: list[dict[str, object]] = []
     for version, (row, snapshot, turn) in zip([v for v in versions for _ in rows], turns, strict=True):

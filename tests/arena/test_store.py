@@ -18,7 +18,7 @@ import pytest
 
 from arena_lib.arena import schema as t
 from arena_lib.arena.session import RunReport, start_run
-from arena_lib.arena.standings import COLUMNS, arena_leaderboard, export_leaderboard
+from arena_lib.arena.standings import COLUMNS, arena_leaderboard, export_leaderboard, period_results, results_from_store
 from arena_lib.arena.store import ArenaStore, RoundWrite
 from arena_lib.config import RiskLimits
 from tests.arena.conftest import (
@@ -280,3 +280,21 @@ def test_the_leaderboard_ranks_llm_and_quant_agents_side_by_side(
     from_json = json.loads(paths["json"].read_text())
     assert [r["agent"] for r in from_json] == board["agent"].tolist()
     assert from_json[0].keys() == set(COLUMNS)
+
+
+def test_period_results_cut_equity_and_fills_and_start_from_the_prior_account_value(
+    traded: tuple[ArenaStore, RunReport],
+) -> None:
+    store, report = traded
+    full = results_from_store(store, report.run_id)
+    name = "scalper"
+    equity = full[name].equity
+    lo, hi = equity.index[5], equity.index[15]
+    cut = period_results(full, lo, hi)[name]
+    assert cut.equity.index[0] == lo
+    assert cut.equity.index[-1] == hi
+    assert cut.initial_cash == equity.iloc[4]  # the account value at the bar before the period
+    fills = full[name].fills
+    inside = fills[(fills["timestamp"] >= lo) & (fills["timestamp"] <= hi)]
+    assert cut.fills["order_id"].tolist() == inside["order_id"].tolist()
+    assert period_results(full)[name].initial_cash == full[name].initial_cash  # open period: the whole run

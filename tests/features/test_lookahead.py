@@ -21,13 +21,12 @@ lookahead-analysis and recursive-analysis).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from arena_lib.data.sample import load_sample, load_sample_funding
+from arena_lib.features.lookahead import lookahead_check, truncation_mismatches
 from arena_lib.features.pipeline import compute_features
 from arena_lib.features.registry import FEATURES
 
@@ -36,8 +35,6 @@ START = "2023-01-10"  # the window holds the sample's one-bar gap (2023-03-24 13
 N_BARS = 3_000
 CUTS = (481, 1002, 1547, 2205, 2742)  # open hours 01, 18, 11, 22, 07 UTC: mid-4h-bucket and mid-day cuts
 CHECK_POINTS = (20_001, 20_015)  # rows of the full sample: 2024-04-13 10:00 and 2024-04-14 00:00 UTC
-
-Compute = Callable[[pd.DataFrame, pd.DataFrame, pd.Series], pd.DataFrame]
 
 
 @pytest.fixture(scope="module")
@@ -54,29 +51,6 @@ def window(market: tuple[pd.DataFrame, pd.DataFrame, pd.Series]) -> tuple[pd.Dat
     eth = eth.loc[START:].iloc[:N_BARS]
     btc = btc.loc[eth.index[0] : eth.index[-1]]
     return eth, btc, funding.loc[: eth.index[-1] + HOUR]
-
-
-def known_at(frame: pd.DataFrame, btc: pd.DataFrame, funding: pd.Series, cut: int) -> tuple:
-    """What was known at the close of row ``cut``: bars up to it, funding settled by its close."""
-    t = frame.index[cut]
-    return frame.iloc[: cut + 1], btc.loc[:t], funding.loc[: t + HOUR]
-
-
-def truncation_mismatches(
-    compute: Compute, frame: pd.DataFrame, btc: pd.DataFrame, funding: pd.Series, cuts: tuple[int, ...]
-) -> dict[str, int]:
-    """Feature -> first cut at which a value at or before the cut differs between truncated and full histories."""
-    full = compute(frame, btc, funding)
-    bad: dict[str, int] = {}
-    for cut in cuts:
-        part = compute(*known_at(frame, btc, funding, cut))
-        for name in full.columns:
-            expected = full[name].to_numpy()[: cut + 1]
-            got = part[name].to_numpy()
-            same = (got == expected) | (np.isnan(got) & np.isnan(expected))
-            if name not in bad and not same.all():
-                bad[name] = cut
-    return bad
 
 
 def _all_features(frame: pd.DataFrame, btc: pd.DataFrame, funding: pd.Series) -> pd.DataFrame:
@@ -149,3 +123,30 @@ def test_every_feature_is_stable_with_its_declared_warm_up(
         if not np.isclose(short, expected, rtol=rtol, atol=rtol * magnitude):
             failures.append(f"{name}: {short!r} with {spec.lookback * k + 1} bars vs {expected!r} (full history)")
     assert not failures, "declared lookback too short:\n" + "\n".join(failures)
+
+
+def test_lookahead_check_passes_honest_features_and_names_a_leak(
+    window: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame, btc, funding = window
+    frame = frame.iloc[:800]
+    names = ["ret_1", "rsi_14", "ret_1_4h", "corr_btc_72", "funding_last"]
+    assert lookahead_check(frame, names, btc=btc.loc[: frame.index[-1]], funding=funding) == {}
+
+    import arena_lib.features.pipeline as pipeline
+
+    honest = pipeline.compute_features
+
+    def leaky(f: pd.DataFrame, names: list[str], **context: object) -> pd.DataFrame:
+        out = honest(f, names, **context)  # type: ignore[arg-type]
+        out["ret_1"] = f["close"].shift(-1) / f["close"] - 1  # tomorrow's return, the classic leak
+        return out
+
+    monkeypatch.setattr(pipeline, "compute_features", leaky)
+    leaks = lookahead_check(frame, ["ret_1", "rsi_14"], cuts=[500, 700])
+    assert leaks == {"ret_1": frame.index[500]}
+
+
+def test_lookahead_check_needs_room_for_its_cuts(window: tuple) -> None:
+    with pytest.raises(ValueError, match="needs at least 12 rows"):
+        lookahead_check(window[0].iloc[:10], ["ret_1"])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -81,3 +83,16 @@ def test_a_market_too_short_for_the_folds_is_refused(market: MarketData, config:
         validate_strategy("sma_cross", GRID, short, config, n_folds=5)
     with pytest.raises(ValueError, match="at least 2 variants"):
         validate_strategy("sma_cross", {"fast": [12]}, market, config)
+
+
+def test_the_report_writes_the_summary_and_every_figure(report: StrategyValidation, tmp_path: Path) -> None:
+    from arena_lib.validation_report import validation_figures, write_validation_report
+
+    paths = write_validation_report(report, tmp_path / "report")
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["selected"] == report.selected
+    assert summary["metrics"]["pbo"] == pytest.approx(report.summary()["pbo"])
+    assert summary["metrics"]["baseline_noop_oos_sharpe"] is None  # NaN becomes null, never a bare NaN token
+    html = paths["report"].read_text()
+    assert html.count("plotly-graph-div") == len(validation_figures(report)) == 6
+    assert pd.read_csv(paths["variants"], index_col=0).index.tolist() == report.variants.index.tolist()

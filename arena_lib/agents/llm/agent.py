@@ -9,7 +9,6 @@ The agent never trades on a guess.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from arena_lib.agents.llm.prompt import Prompt, PromptBuilder
 from arena_lib.agents.llm.schema import decision_json_schema, to_engine_decision
 from arena_lib.agents.turn import DecisionNote, ModelCall, Turn, TurnContext
 from arena_lib.config import RiskLimits
+from arena_lib.sync import run_sync
 from arena_lib.types import Decision, hold
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class LLMAgent:
             round_no=self._sync_round, started_at_ns=snapshot.timestamp_ns, max_leverage=RiskLimits().max_leverage
         )
         self._sync_round += 1
-        return asyncio.run(self.play_turn(snapshot, account, context)).decisions
+        return run_sync(self.play_turn(snapshot, account, context)).decisions
 
     def describe(self) -> dict[str, Any]:
         c = self.config

@@ -1,0 +1,44 @@
+"""Where the project lives, and which commit it runs: shared by the stores, MLflow tracking and run provenance.
+
+Why one place: the arena store, the LLM cache and the MLflow store must be the same files whether `arena` runs in
+the project folder, a notebook kernel runs in `notebooks/`, or the monitor runs from `apps/`. So every default path
+hangs off one project root, found the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+HOME_ENV = "ARENA_HOME"
+
+
+def project_root() -> Path:
+    """`ARENA_HOME`, else the nearest folder upward from the cwd holding `pyproject.toml` and `arena_lib/`, else cwd.
+
+    Walking upward lets a notebook kernel whose cwd is `notebooks/` use the project's stores, not new ones.
+    """
+    home = os.environ.get(HOME_ENV, "").strip()
+    if home:
+        return Path(home).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "arena_lib").is_dir():
+            return folder
+    return cwd
+
+
+def git_state() -> tuple[str, bool]:
+    """(commit SHA, dirty) of the project checkout; ("", False) outside git. Ignored files do not count as dirty."""
+    root = project_root()
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "", False
+    return sha, bool(status.strip())
