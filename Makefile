@@ -7,18 +7,21 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export MPLCONFIGDIR := $(CURDIR)/.arena/matplotlib
 
-.PHONY: help venv demo test lint format typecheck unit bench sample clean
+.PHONY: help venv demo test lint format typecheck unit bench sample lab mlflow clean
 
 help:
 	@echo "make demo   - install (if needed) and run the offline baseline competition on the bundled sample"
 	@echo "make test   - install (if needed), lint, type-check and run the whole test suite"
-	@echo "make bench  - speed benchmarks: engine vs vectorbt/backtesting.py, arena rounds, features (ratios from one run)"
+	@echo "make bench  - speed benchmarks: engine vs vectorbt/backtesting.py, arena rounds, features, models (one run)"
 	@echo "make sample - rebuild data/sample from ../shared/data"
+	@echo "make lab    - JupyterLab on notebooks/ (kernel 'Arena (Python 3.11)') on 127.0.0.1:8888"
+	@echo "make mlflow - the MLflow UI on the project's store (mlruns/mlflow.db) on 127.0.0.1:5000"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name arena --display-name "Arena (Python 3.11)" >/dev/null
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -47,6 +50,13 @@ bench: venv
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/arena.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/models.py
+
+lab: venv
+	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=8888 --no-browser
+
+mlflow: venv
+	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/arena mlflow uri)" --host 127.0.0.1 --port 5000
 
 sample: venv
 	$(BIN)/python data/build_sample.py

@@ -12,6 +12,7 @@ from typing import Any
 
 from arena_lib.agents.base import Agent
 from arena_lib.agents.baselines import BuyAndHold, MeanReversion, Momentum, NoOpAgent, SmaCross
+from arena_lib.agents.model_agent import load_model_agent
 
 AGENTS: dict[str, Callable[..., Agent]] = {
     "buy_and_hold": BuyAndHold,
@@ -19,6 +20,7 @@ AGENTS: dict[str, Callable[..., Agent]] = {
     "momentum": Momentum,
     "mean_reversion": MeanReversion,
     "noop": NoOpAgent,
+    "model": load_model_agent,  # a trained model from the MLflow registry, by alias
 }
 
 _COMMON = {"fraction": float, "leverage": float, "stop_loss_pct": float, "take_profit_pct": float}
@@ -27,6 +29,10 @@ _COMMON = {"fraction": float, "leverage": float, "stop_loss_pct": float, "take_p
 def _coerce(value: Any, kind: Any, key: str, agent: str) -> Any:
     if not isinstance(value, str):
         return value
+    if isinstance(kind, str):  # postponed annotations: "float | None" coerces like "float"
+        kind = kind.removesuffix(" | None")
+        if kind.startswith("Sequence[str]"):
+            return [part.strip() for part in value.split(",") if part.strip()]
     try:
         if kind in (bool, "bool"):
             if value.lower() in ("1", "true", "yes", "on"):

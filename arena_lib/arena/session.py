@@ -126,7 +126,7 @@ def _agent_row(run_id: str, agent: Agent, config: ArenaConfig, cash: float) -> t
         agent=agent.name,
         kind=str(getattr(agent, "kind", "quant")),
         provider="",
-        model=spec.agent if spec else type(agent).__name__,
+        model=getattr(agent, "model_uri", "") or (spec.agent if spec else type(agent).__name__),
         initial_cash=cash,
         params=dict(spec.params) if spec else {},
     )

@@ -1,0 +1,45 @@
+"""Notebook tests: each research notebook runs top to bottom on a fresh kernel under papermill, with tiny parameters.
+
+Stores go to a temporary folder (MLflow, the arena store, the LLM cache), as do the tool homes (Jupyter, IPython,
+matplotlib, Keras); the notebooks still read the project's bundled data and configs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+_TOOL_HOMES = (
+    "IPYTHONDIR",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_RUNTIME_DIR",
+    "MPLCONFIGDIR",
+    "KERAS_HOME",
+)
+
+
+@pytest.fixture(scope="package", autouse=True)
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("notebook-stores")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+        mp.setenv("ARENA_DB_URL", f"sqlite:///{root / 'arena.db'}")
+        mp.setenv("ARENA_LLM_CACHE_URL", f"sqlite:///{root / 'llm_cache.db'}")
+        mp.delenv("MLFLOW_RUN_ID", raising=False)
+        (root / "mlruns").mkdir()
+        for name in _TOOL_HOMES:
+            (root / name.lower()).mkdir()
+            mp.setenv(name, str(root / name.lower()))
+        yield root
+        if "mlflow" in sys.modules:
+            import mlflow
+
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
