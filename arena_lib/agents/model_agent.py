@@ -52,21 +52,34 @@ class Predictor(Protocol):
     def predict(self, X: pd.DataFrame) -> np.ndarray: ...
 
 
+def feature_difference(expected: Sequence[str], given: Sequence[str]) -> str:
+    """'' when `given` is exactly `expected`; else what it is missing, what it has extra, or that the order differs."""
+    want, got = [str(f) for f in expected], [str(f) for f in given]
+    if want == got:
+        return ""
+    missing = [f for f in want if f not in got]
+    extra = [f for f in got if f not in want]
+    parts = [f"missing {missing}"] if missing else []
+    parts += [f"extra {extra}"] if extra else []
+    return "; ".join(parts) or f"reordered or duplicated: expected {want}, got {got}"
+
+
 def check_features(model_features: Sequence[str], agent_features: Sequence[str], model_name: str = "model") -> None:
     """Refuse a model whose features are not exactly the agent's input, in the same order, naming the difference."""
-    model_f, agent_f = list(model_features), list(agent_features)
-    if model_f == agent_f:
-        return
-    missing = [f for f in model_f if f not in agent_f]
-    extra = [f for f in agent_f if f not in model_f]
-    parts = []
-    if missing:
-        parts.append(f"the model needs {missing}, which the agent's input lacks")
-    if extra:
-        parts.append(f"the agent's input has {extra}, which the model was not trained on")
-    if not parts:
-        parts.append(f"same features in another order: model {model_f}, agent {agent_f}")
-    raise FeatureMismatchError(f"{model_name}: feature list mismatch: " + "; ".join(parts))
+    diff = feature_difference(model_features, agent_features)
+    if diff:
+        raise FeatureMismatchError(
+            f"{model_name}: the agent's input is not the feature list the model was trained on: {diff}"
+        )
+
+
+def check_panel_index(index: pd.Index, what: str) -> None:
+    """A (bar open time, symbol) MultiIndex with tz-aware UTC times, or a ValueError naming `what`."""
+    if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
+        raise ValueError(f"{what} must be indexed by a (timestamp, symbol) MultiIndex")
+    times = index.get_level_values(0)
+    if not isinstance(times, pd.DatetimeIndex) or times.tz is None:
+        raise ValueError(f"{what}'s first index level must be tz-aware (UTC) bar open times")
 
 
 def targets_from_predictions(
@@ -104,11 +117,8 @@ def targets_from_predictions(
 def target_matrix(targets: pd.Series, market: MarketData) -> np.ndarray:
     """`targets` indexed by (bar open time, symbol) laid out on `market`'s rows x symbols (NaN where none)."""
     index = targets.index
-    if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
-        raise ValueError("targets must be indexed by a (timestamp, symbol) MultiIndex")
-    times_level = index.get_level_values(0)
-    if not isinstance(times_level, pd.DatetimeIndex) or times_level.tz is None:
-        raise ValueError("the first index level must be tz-aware (UTC) bar open times")
+    check_panel_index(index, "targets")
+    times_level = pd.DatetimeIndex(index.get_level_values(0))
     n, m = market.close.shape
     matrix = np.full((n, m), np.nan)
     symbols = pd.Index(index.get_level_values(1))

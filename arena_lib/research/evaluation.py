@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.base import BatchSignals
-from arena_lib.agents.model_agent import TASKS, target_matrix, targets_from_predictions
+from arena_lib.agents.model_agent import TASKS, check_panel_index, target_matrix, targets_from_predictions
 
 if TYPE_CHECKING:
     from arena_lib.agents.base import AccountView
@@ -41,22 +41,22 @@ def _check_task(task: str) -> None:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
 
 
+def _on_rows(values: pd.Series | np.ndarray, y: pd.Series, name: str) -> np.ndarray:
+    """`values` as a float array on `y`'s rows: a Series is aligned by index, an array must match in length."""
+    if isinstance(values, pd.Series):
+        return values.reindex(y.index).to_numpy(dtype=np.float64)
+    out = np.asarray(values, dtype=np.float64).reshape(-1)
+    if len(out) != len(y):
+        raise ValueError(f"{name} has {len(out)} values, y has {len(y)}")
+    return out
+
+
 def _aligned(
     y: pd.Series, prediction: pd.Series | np.ndarray, forward_return: pd.Series
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, predictions and forward returns as arrays on ``y``'s rows, rows with a NaN prediction dropped."""
-    if isinstance(prediction, pd.Series):
-        pred = prediction.reindex(y.index).to_numpy(dtype=np.float64)
-    else:
-        pred = np.asarray(prediction, dtype=np.float64).reshape(-1)
-        if len(pred) != len(y):
-            raise ValueError(f"prediction has {len(pred)} values, y has {len(y)}")
-    if isinstance(forward_return, pd.Series):
-        fwd = forward_return.reindex(y.index).to_numpy(dtype=np.float64)
-    else:
-        fwd = np.asarray(forward_return, dtype=np.float64).reshape(-1)
-        if len(fwd) != len(y):
-            raise ValueError(f"forward_return has {len(fwd)} values, y has {len(y)}")
+    pred = _on_rows(prediction, y, "prediction")
+    fwd = _on_rows(forward_return, y, "forward_return")
     ok = ~np.isnan(pred)
     return np.asarray(y, dtype=np.float64)[ok], pred[ok], fwd[ok]
 
@@ -138,12 +138,7 @@ class PredictionAgent:
         leverage: float = 1.0,
         name: str = "model",
     ) -> None:
-        index = prediction.index
-        if not isinstance(index, pd.MultiIndex) or index.nlevels != 2:
-            raise ValueError("prediction must be indexed by a (timestamp, symbol) MultiIndex")
-        times = index.get_level_values(0)
-        if not isinstance(times, pd.DatetimeIndex) or times.tz is None:
-            raise ValueError("prediction's first index level must be tz-aware (UTC) bar open times")
+        check_panel_index(prediction.index, "prediction")
         self.name = name
         self.task = task
         self.leverage = float(leverage)

@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from arena_lib.agents.model_agent import feature_difference
+
 Kind = Literal["xgboost", "mlp", "lstm"]
 KINDS: tuple[str, ...] = ("xgboost", "mlp", "lstm")
 
@@ -128,20 +130,10 @@ def check_columns(X: pd.DataFrame, features: Sequence[str]) -> None:
     """Raise ``ValueError`` naming the missing, extra or reordered columns when ``X.columns != features``."""
     if not isinstance(X, pd.DataFrame):
         raise TypeError(f"X must be a pandas DataFrame of features, got {type(X).__name__}")
-    cols = [str(c) for c in X.columns]
-    want = list(features)
-    if cols == want:
+    diff = feature_difference(features, [str(c) for c in X.columns])
+    if not diff:
         return
-    missing = [f for f in want if f not in cols]
-    extra = [c for c in cols if c not in want]
-    parts = []
-    if missing:
-        parts.append(f"missing {missing}")
-    if extra:
-        parts.append(f"extra {extra}")
-    if not parts:
-        parts.append(f"reordered or duplicated: expected {want}, got {cols}")
-    raise ValueError(f"X's columns do not match the model's features: {'; '.join(parts)} (use X[list(features)])")
+    raise ValueError(f"X's columns do not match the model's features: {diff} (use X[list(features)])")
 
 
 def _check_xy(X: pd.DataFrame, y: pd.Series, features: Sequence[str], task: str) -> np.ndarray:

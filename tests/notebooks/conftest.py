@@ -12,15 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.tool_homes import redirect_tool_homes
+
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
-_TOOL_HOMES = (
-    "IPYTHONDIR",
-    "JUPYTER_CONFIG_DIR",
-    "JUPYTER_DATA_DIR",
-    "JUPYTER_RUNTIME_DIR",
-    "MPLCONFIGDIR",
-    "KERAS_HOME",
-)
 
 
 @pytest.fixture(scope="package", autouse=True)
@@ -32,9 +26,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("ARENA_LLM_CACHE_URL", f"sqlite:///{root / 'llm_cache.db'}")
         mp.delenv("MLFLOW_RUN_ID", raising=False)
         (root / "mlruns").mkdir()
-        for name in _TOOL_HOMES:
-            (root / name.lower()).mkdir()
-            mp.setenv(name, str(root / name.lower()))
+        redirect_tool_homes(mp, root)
         yield root
         if "mlflow" in sys.modules:
             import mlflow

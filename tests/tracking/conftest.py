@@ -15,20 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.tool_homes import redirect_tool_homes
+
 _MLFLOW_ENV = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
     "MLFLOW_RUN_ID",
     "MLFLOW_EXPERIMENT_NAME",
     "MLFLOW_EXPERIMENT_ID",
-)
-_TOOL_HOMES = (
-    "IPYTHONDIR",
-    "JUPYTER_CONFIG_DIR",
-    "JUPYTER_DATA_DIR",
-    "JUPYTER_RUNTIME_DIR",
-    "MPLCONFIGDIR",
-    "KERAS_HOME",
 )
 
 
@@ -51,10 +45,7 @@ def arena_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("ARENA_HOME", str(root))
         for name in _MLFLOW_ENV:
             mp.delenv(name, raising=False)
-        for name in _TOOL_HOMES:
-            folder = homes / name.lower()
-            folder.mkdir()
-            mp.setenv(name, str(folder))
+        redirect_tool_homes(mp, homes)
         yield root
         if "mlflow" in sys.modules:  # leave no global store pointing at the deleted folder
             import mlflow
