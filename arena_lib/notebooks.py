@@ -58,6 +58,13 @@ class NotebookParameter:
         """A `None` default with "required" in its comment: the caller must supply it."""
         return self.default.strip() == "None" and bool(_REQUIRED.search(self.help))
 
+    def value(self) -> Any:
+        """The default as a Python value (the cell holds literals only), or its source text if it is not one."""
+        try:
+            return ast.literal_eval(self.default)
+        except (ValueError, SyntaxError):
+            return self.default
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
         return {**asdict(self), "required": self.required}
@@ -230,7 +237,7 @@ def run_notebook(
     """Execute a notebook with `params` under papermill inside one MLflow run, and log the executed copy.
 
     Parameters are checked first (NotebookParameterError, and no run is created). The run goes to `experiment`
-    (default: the notebook's stem), logs `params` and tags `arena.notebook`; the kernel runs in the notebook's folder
+    (default: the notebook's `experiment` parameter, else its stem), logs `params` and tags `arena.notebook`; the kernel runs in the notebook's folder
     (or `cwd`) with `MLFLOW_RUN_ID` set, so the notebook's own `tracking.start_run` logs into this run. The executed
     notebook lands at `output_path`, or in `output_dir` (default `<project>/runs/notebooks/`), and under `notebook/`
     in the run. A failing cell raises NotebookExecutionError naming the cell's error and the run id; the run is then
@@ -241,7 +248,10 @@ def run_notebook(
 
     nb_path = _notebook_path(path)
     given = dict(params or {})
-    check_parameters(nb_path, given)
+    declared = check_parameters(nb_path, given)
+    if experiment is None:  # the notebook's own `experiment` parameter, so CLI and JupyterLab runs land together
+        default = declared["experiment"].value() if "experiment" in declared else None
+        experiment = str(given.get("experiment") or default or nb_path.stem)
     uri = tracking.configure()
     kernel = kernel_name or ensure_kernel()
     output = _output_path(nb_path, output_dir, output_path)
@@ -249,7 +259,7 @@ def run_notebook(
     tags = {"arena.notebook": _display(nb_path), "arena.kernel": kernel}
     nested = mlflow.active_run() is not None
     with tracking.start_run(
-        experiment or nb_path.stem,
+        experiment,
         run_name=run_name or nb_path.stem,
         params=given,
         tags=tags,

@@ -37,6 +37,8 @@ def test_01_data_quality(tmp_path: Path) -> None:
     assert data.metrics["missing_bars"] == 2  # the sample's one Binance outage hour, 2023-03-24 13:00, per symbol
     assert data.tags["arena.data_hash"]
     assert "notebook" in _artifacts(run.run_id)
+    experiment = tracking.client().get_experiment(run.experiment_id).name
+    assert experiment == "data_quality"  # the notebook's own `experiment` parameter, as in JupyterLab
 
 
 def test_10_feature_engineering(tmp_path: Path) -> None:
