@@ -237,11 +237,12 @@ def run_notebook(
     """Execute a notebook with `params` under papermill inside one MLflow run, and log the executed copy.
 
     Parameters are checked first (NotebookParameterError, and no run is created). The run goes to `experiment`
-    (default: the notebook's `experiment` parameter, else its stem), logs `params` and tags `arena.notebook`; the kernel runs in the notebook's folder
-    (or `cwd`) with `MLFLOW_RUN_ID` set, so the notebook's own `tracking.start_run` logs into this run. The executed
-    notebook lands at `output_path`, or in `output_dir` (default `<project>/runs/notebooks/`), and under `notebook/`
-    in the run. A failing cell raises NotebookExecutionError naming the cell's error and the run id; the run is then
-    FAILED. `timeout` limits each cell, in seconds.
+    (default: the notebook's `experiment` parameter, else its stem), logs `params` and tags `arena.notebook`; the
+    kernel runs in the notebook's folder (or `cwd`) with `MLFLOW_RUN_ID` set, so the notebook's own
+    `tracking.start_run` logs into this run. The executed notebook lands at `output_path`, or in `output_dir`
+    (default `<project>/runs/notebooks/`), and under `notebook/` in the run. A failing cell raises
+    NotebookExecutionError naming the cell's error and the run id; the run is then FAILED. `timeout` limits each
+    cell, in seconds.
     """
     import mlflow
     import papermill
