@@ -139,6 +139,7 @@ def run(
         "not_configured": report.skipped,
         "cutoff_flags": report.cutoff_flags,
         "error_rounds": report.errors,
+        "message": report.message,
         "db": redact_url(store.url),
     }
     if as_json:
@@ -146,6 +147,8 @@ def run(
         return
     console = _console()
     console.print(f"run [bold]{report.run_id}[/]: {report.status} after {report.rounds} rounds")
+    if report.status == "halted":
+        console.print(f"[bold red]kill switch[/] {report.message}")
     for name, why in report.skipped.items():
         console.print(f"[yellow]not configured[/] {name}: {why}")
     for name, why in report.cutoff_flags.items():
@@ -393,9 +396,39 @@ def cache_import(path: Path, cache_db: CacheUrlOption = None) -> None:
     _console().print(f"imported {n} new responses from {path}")
 
 
+def halt(
+    reason: Annotated[str, typer.Option(help="why trading stops (shown to every job and in the monitor)")] = "",
+    db: DbOption = None,
+) -> None:
+    """Kill switch: every trading job on this store stops before its next round, until `arena resume`."""
+    import getpass
+
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.clock import WallClock
+
+    state = ArenaStore(db).set_halt(True, reason=reason, by=getpass.getuser(), at_ns=WallClock().now_ns())
+    _console().print(f"[bold red]{state.describe()}[/]")
+
+
+def resume(db: DbOption = None) -> None:
+    """Lift the kill switch: trading jobs may play their next round again (a stopped run resumes with --resume)."""
+    import getpass
+
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.clock import WallClock
+
+    store = ArenaStore(db)
+    before = store.halt_state()
+    state = store.set_halt(False, by=getpass.getuser(), at_ns=WallClock().now_ns())
+    was = "" if before is None or not before.halted else f" (it was halted by {before.by}: {before.reason})"
+    _console().print(state.describe() + was)
+
+
 def register(app: typer.Typer) -> None:
     """Add the arena commands to the `arena` app."""
     app.command("run")(run)
+    app.command("halt")(halt)
+    app.command("resume")(resume)
     app.command("runs")(runs)
     app.command("leaderboard")(leaderboard)
     app.command("decisions")(decisions)

@@ -69,6 +69,8 @@ def run_paper(
     last_ts = _last_committed_ts(runner)
     decided = 0
     while rounds is None or decided < rounds:
+        if runner.check_halt():  # the kill switch, honoured between bars even mid-schedule
+            break
         market = feed()
         runner.set_market(market)
         times = market.close_times_ns

@@ -32,7 +32,7 @@ from arena_lib.agents.turn import AgentStats, ExitPlan, Turn, TurnAgent, TurnCon
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.store import AccountState as StoredAccount
-from arena_lib.arena.store import ArenaStore, RoundWrite
+from arena_lib.arena.store import ArenaStore, HaltState, RoundWrite
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.broker import SimBroker
@@ -98,6 +98,7 @@ class ArenaRunner:
         self.run_id = run_id
         self.first_row = first_row
         self.stop = stop or threading.Event()
+        self.halted: HaltState | None = None  # the kill switch's state when it stopped this runner
         bt = config.market
         self.cash0 = bt.execution.initial_cash
         self.risk = RiskEngine(bt.risk, bt.costs.fee_rate)
@@ -168,10 +169,21 @@ class ArenaRunner:
             if self.stop.is_set():
                 log.info("stop requested: finishing after bar %d", i - 1)
                 break
+            if self.check_halt():
+                break
             outcomes.append(self.play(i))
             if progress is not None:
                 progress(k + 1, total)
         return outcomes
+
+    def check_halt(self) -> bool:
+        """True (and `halted` set) when the kill switch is on: the job stops before its next round."""
+        state = self.store.halt_state()
+        if state is not None and state.halted:
+            self.halted = state
+            log.warning("%s", state.describe())
+            return True
+        return False
 
     def play(self, i: int, round_no: int | None = None, decide: bool | None = None) -> RoundOutcome:
         """`play_bar` on the runner's event loop (the synchronous entry point)."""

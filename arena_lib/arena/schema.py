@@ -224,3 +224,14 @@ class EquityRow(Base):
     cash: Mapped[float] = mapped_column(Float)
     equity: Mapped[float] = mapped_column(Float)
     gross_exposure: Mapped[float] = mapped_column(Float)
+
+
+class HaltRow(Base):
+    """The kill switch: while `halted`, every trading job stops before its next round (scope "all")."""
+
+    __tablename__ = "trading_halt"
+    scope: Mapped[str] = mapped_column(String(32), primary_key=True)
+    halted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    by: Mapped[str] = mapped_column(String(128), default="")
+    at_ns: Mapped[int] = mapped_column(BigInteger)

@@ -53,6 +53,7 @@ class RunReport:
     skipped: dict[str, str]
     cutoff_flags: dict[str, str]
     errors: dict[str, int]  # agent -> rounds in which it held because of an error
+    message: str = ""  # why the run stopped early (the kill switch), plus the run's notes
 
 
 def build_roster(
@@ -249,9 +250,10 @@ def _play(
     finally:
         runner.close()
     done = runner.first_row + runner.last_round >= runner.market.n_bars - 1
-    status = "completed" if done else "stopped"
-    store.set_status(runner.run_id, status, run.message)
-    return RunReport(runner.run_id, status, len(outcomes), skipped, flags, error_rounds(outcomes))
+    status = "completed" if done else "halted" if runner.halted else "stopped"
+    message = "; ".join(m for m in (run.message, runner.halted.describe() if runner.halted else "") if m)
+    store.set_status(runner.run_id, status, message)
+    return RunReport(runner.run_id, status, len(outcomes), skipped, flags, error_rounds(outcomes), message)
 
 
 def error_rounds(outcomes: Sequence[RoundOutcome]) -> dict[str, int]:
@@ -291,8 +293,10 @@ def start_paper_run(
             outcomes = run_paper(runner, feed.market, every_s=every_s, rounds=rounds, stop=stop)
         finally:
             runner.close()
-    store.set_status(rid, "stopped")
-    return RunReport(rid, "stopped", sum(o.decided for o in outcomes), roster.skipped, flags, error_rounds(outcomes))
+    status, message = ("halted", runner.halted.describe()) if runner.halted else ("stopped", "")
+    store.set_status(rid, status, message)
+    decided = sum(o.decided for o in outcomes)
+    return RunReport(rid, status, decided, roster.skipped, flags, error_rounds(outcomes), message)
 
 
 @contextmanager

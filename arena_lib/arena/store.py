@@ -113,6 +113,23 @@ _UPDATE_ACCOUNT = update(t.AccountRow).where(
 )
 
 
+@dataclass(frozen=True)
+class HaltState:
+    """The kill switch's state: who halted trading, when (epoch ns, wall clock) and why."""
+
+    halted: bool
+    reason: str
+    by: str
+    at_ns: int
+
+    def describe(self) -> str:
+        at = pd.Timestamp(self.at_ns, tz="UTC").isoformat(timespec="seconds")
+        if not self.halted:
+            return f"trading enabled (resumed by {self.by or 'unknown'} at {at})"
+        why = f": {self.reason}" if self.reason else ""
+        return f"trading halted by {self.by or 'unknown'} at {at}{why}; `arena resume` lifts the halt"
+
+
 class ArenaStore:
     """The ledger of every run, round, decision, order, fill and account in one database."""
 
@@ -153,6 +170,24 @@ class ArenaStore:
     def latest_run_id(self) -> str | None:
         with self.session() as s:
             return s.scalar(select(t.RunRow.run_id).order_by(t.RunRow.created_at.desc()).limit(1))
+
+    # -- kill switch -----------------------------------------------------------------------------------------
+    def set_halt(self, halted: bool, *, reason: str = "", by: str = "", at_ns: int) -> HaltState:
+        """Halt (or resume) every trading job that uses this store; it persists across restarts."""
+        with self.session() as s, s.begin():
+            row = s.get(t.HaltRow, "all")
+            if row is None:
+                row = t.HaltRow(scope="all", halted=halted, reason=reason, by=by, at_ns=at_ns)
+                s.add(row)
+            else:
+                row.halted, row.reason, row.by, row.at_ns = halted, reason, by, at_ns
+        return HaltState(halted, reason, by, at_ns)
+
+    def halt_state(self) -> HaltState | None:
+        """The kill switch's last setting (None: never set, trading enabled)."""
+        with self.session() as s:
+            row = s.get(t.HaltRow, "all")
+            return None if row is None else HaltState(row.halted, row.reason, row.by, row.at_ns)
 
     def set_status(self, run_id: str, status: str, message: str = "") -> None:
         with self.session() as s, s.begin():

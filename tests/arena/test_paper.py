@@ -19,6 +19,7 @@ from arena_lib.arena.store import ArenaStore
 from arena_lib.clock import SimulatedClock
 from arena_lib.config import BacktestConfig, RiskLimits
 from arena_lib.data import api_urls_for_host, make_exchange
+from arena_lib.data.market import MarketData
 from arena_lib.replay import AgentSpec
 from tests.servers.binance import INTERVAL_MS, BinanceSpotServer
 
@@ -108,3 +109,35 @@ def test_a_stop_request_ends_paper_trading_between_rounds(server: BinanceSpotSer
     runner.close()
     assert len(outcomes) == 1  # the first round completed and was committed; then the stop was honoured
     assert store.get_run(run_id).last_round == 0
+
+
+def test_the_kill_switch_stops_paper_trading_mid_schedule(server: BinanceSpotServer, tmp_path: Path) -> None:
+    exchange = make_exchange(
+        "binance",
+        urls_override=api_urls_for_host("binance", server.url),
+        options={"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}},
+    )
+    clock = SimulatedClock(server.now_ms * 10**6)
+    feed = CcxtPaperFeed(exchange, ("BTC/USDT",), "1h", history_bars=60, clock=clock)
+    config = ArenaConfig(
+        market=BacktestConfig(symbols=("BTC/USDT",), timeframe="1h"),
+        rounds=RoundSettings(history_bars=60),
+        quant=(AgentSpec("buy_and_hold", {"fraction": 0.4}),),
+        llm=(),
+    )
+    store = ArenaStore(f"sqlite:///{tmp_path}/arena.db")
+    roster = build_roster(config)
+    market = feed.market()
+    run_id, _ = create_run(store, config, roster, market, "paper")
+    runner = ArenaRunner(config, roster.agents, market, store, run_id, first_row=market.n_bars - 1)
+
+    def halting_feed() -> MarketData:
+        if runner.last_round >= 0:  # after the first scheduled round the operator hits `arena halt`
+            store.set_halt(True, reason="drill", by="ops", at_ns=server.now_ms * 10**6)
+        return feed.market()
+
+    outcomes = run_paper(runner, halting_feed, every_s=0.0, rounds=5)
+    runner.close()
+    assert len(outcomes) == 1  # the second poll saw the halt before fetching or trading anything
+    assert runner.halted is not None
+    assert "drill" in runner.halted.describe()
