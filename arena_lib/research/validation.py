@@ -26,8 +26,14 @@ import pandas as pd
 from arena_lib.agents.registry import make_agent
 from arena_lib.config import BacktestConfig
 from arena_lib.data.market import MarketData
+from arena_lib.engine.metrics import max_drawdown
 from arena_lib.engine.results import BacktestResult
-from arena_lib.research.bootstrap import SharpeInterval, sharpe_confidence_interval, sharpe_ratio
+from arena_lib.research.bootstrap import (
+    SharpeInterval,
+    equity_from_returns,
+    sharpe_confidence_interval,
+    sharpe_ratio,
+)
 from arena_lib.research.montecarlo import MonteCarloResult, SimMethod, drawdown_distribution
 from arena_lib.research.overfitting import (
     PBOResult,
@@ -116,6 +122,7 @@ class StrategyValidation:
     def summary(self) -> dict[str, float]:
         """Flat scalars: walk-forward, baselines (`baseline_<name>_oos_sharpe`), PBO, DSR, CI, robustness, MC."""
         out: dict[str, float] = {f"wf_{k}": float(v) for k, v in self.walk_forward.summary().items()}
+        out["wf_oos_max_drawdown"] = max_drawdown(equity_from_returns(self.oos_returns.to_numpy()))
         out["oos_trades"] = float(self.oos_trades)
         out.update({f"baseline_{k}_oos_sharpe": v for k, v in self.baselines.items()})
         finite = [v for v in self.baselines.values() if math.isfinite(v)]

@@ -68,6 +68,8 @@ def test_summary_carries_the_statistics_the_gates_read(report: StrategyValidatio
     assert s["deflated_sharpe"] <= s["probabilistic_sharpe"]  # deflating against 4 trials can only lower it
     assert s["sharpe_ci_low"] <= s["sharpe"] <= s["sharpe_ci_high"]
     assert s["oos_trades"] > 0
+    oos_equity = (1 + report.oos_returns).cumprod()
+    assert s["wf_oos_max_drawdown"] == pytest.approx(float((oos_equity / oos_equity.cummax().clip(lower=1) - 1).min()))
     assert math.isnan(s["baseline_noop_oos_sharpe"])  # cash has no return dispersion
     assert s["best_baseline_oos_sharpe"] == s["baseline_buy_and_hold_oos_sharpe"]
     assert report.selected in report.variants.index

@@ -1,0 +1,63 @@
+"""Promotion: a gated, reversible alias on an MLflow registered model (design rule 8).
+
+A run's registered model version gets `candidate`, `paper` or `live` only when the run clears the gates of
+`configs/gates.yaml` (`evaluate_gates`), and `rollback` puts the previous holder back in one call. Flows then load
+`models:/<name>@<alias>` and never a path. Modules: `config` (the gates file), `checks` (one check per gate),
+`aliases` (promote, rollback, history).
+"""
+
+from arena_lib.promotion.aliases import (
+    HISTORY_TAG,
+    PREVIOUS_TAG,
+    REPORT_DIR,
+    PromotionResult,
+    RollbackError,
+    RollbackResult,
+    alias_history,
+    promote,
+    rollback,
+)
+from arena_lib.promotion.checks import (
+    METRIC_NAMES,
+    PAPER_SINCE_TAG,
+    GateCheck,
+    GateReport,
+    ModelRef,
+    PromotionError,
+    evaluate_gates,
+    find_model_version,
+)
+from arena_lib.promotion.config import (
+    GATE_NAMES,
+    Gates,
+    GatesConfigError,
+    LookaheadGate,
+    default_gates_path,
+    load_gates,
+)
+
+__all__ = [
+    "GATE_NAMES",
+    "HISTORY_TAG",
+    "METRIC_NAMES",
+    "PAPER_SINCE_TAG",
+    "PREVIOUS_TAG",
+    "REPORT_DIR",
+    "GateCheck",
+    "GateReport",
+    "Gates",
+    "GatesConfigError",
+    "LookaheadGate",
+    "ModelRef",
+    "PromotionError",
+    "PromotionResult",
+    "RollbackError",
+    "RollbackResult",
+    "alias_history",
+    "default_gates_path",
+    "evaluate_gates",
+    "find_model_version",
+    "load_gates",
+    "promote",
+    "rollback",
+]
