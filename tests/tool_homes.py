@@ -1,4 +1,4 @@
-"""Point the homes that Jupyter, IPython, matplotlib and Keras write to at a temporary folder: tests never touch ~."""
+"""Test isolation: tool homes (Jupyter, IPython, matplotlib, Keras) in a temporary folder, and MLflow reset."""
 
 from __future__ import annotations
 
@@ -22,3 +22,27 @@ def redirect_tool_homes(mp: pytest.MonkeyPatch, root: Path) -> None:
         folder = root / name.lower()
         folder.mkdir(parents=True, exist_ok=True)
         mp.setenv(name, str(folder))
+
+
+MLFLOW_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_REGISTRY_URI",
+    "MLFLOW_RUN_ID",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_EXPERIMENT_ID",
+)
+"""MLflow's environment variables: a test store starts from none of the developer's."""
+
+
+def reset_mlflow() -> None:
+    """End any active run and point MLflow back at its defaults, so no global store names a deleted folder."""
+    import sys
+
+    if "mlflow" not in sys.modules:
+        return
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)

@@ -6,13 +6,12 @@ matplotlib, Keras); the notebooks still read the project's bundled data and conf
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tool_homes import redirect_tool_homes
+from tests.tool_homes import redirect_tool_homes, reset_mlflow
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
@@ -28,10 +27,4 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         (root / "mlruns").mkdir()
         redirect_tool_homes(mp, root)
         yield root
-        if "mlflow" in sys.modules:
-            import mlflow
-
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
+        reset_mlflow()

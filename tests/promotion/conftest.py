@@ -8,7 +8,6 @@ folder, so runs log no provenance of the real checkout and `configs/gates.yaml` 
 from __future__ import annotations
 
 import itertools
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,15 +23,8 @@ from arena_lib.promotion import Gates
 from arena_lib.research.dataset import make_dataset
 from arena_lib.research.models import Model, ModelSpec
 from arena_lib.research.training import fit_final
-from tests.tool_homes import redirect_tool_homes
+from tests.tool_homes import MLFLOW_ENV, redirect_tool_homes, reset_mlflow
 
-_MLFLOW_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_RUN_ID",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-)
 EXPERIMENT = "promotion-tests"
 # Own-bar features plus ones that read BTC's bars and the funding rate, so the look-ahead gate must pass context.
 FEATURES = ("ret_1", "ret_24", "vol_cc_24", "rsi_14", "corr_btc_72", "funding_mean_3")
@@ -54,20 +46,14 @@ _names = itertools.count()
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("promotion-store")
     with pytest.MonkeyPatch.context() as mp:
-        for name in _MLFLOW_ENV:
+        for name in MLFLOW_ENV:
             mp.delenv(name, raising=False)
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
         mp.setenv("ARENA_HOME", str(root))
         (root / "mlruns").mkdir()
         redirect_tool_homes(mp, root / "homes")
         yield root
-        if "mlflow" in sys.modules:
-            import mlflow
-
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
+        reset_mlflow()
 
 
 @pytest.fixture(scope="package")

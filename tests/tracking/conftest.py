@@ -9,21 +9,12 @@ is where `make` installs it too.
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.tool_homes import redirect_tool_homes
-
-_MLFLOW_ENV = (
-    "MLFLOW_TRACKING_URI",
-    "MLFLOW_REGISTRY_URI",
-    "MLFLOW_RUN_ID",
-    "MLFLOW_EXPERIMENT_NAME",
-    "MLFLOW_EXPERIMENT_ID",
-)
+from tests.tool_homes import MLFLOW_ENV, redirect_tool_homes, reset_mlflow
 
 
 def _git(root: Path, *args: str) -> str:
@@ -43,17 +34,11 @@ def arena_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     _git(root, "commit", "--quiet", "-m", "fixture project")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ARENA_HOME", str(root))
-        for name in _MLFLOW_ENV:
+        for name in MLFLOW_ENV:
             mp.delenv(name, raising=False)
         redirect_tool_homes(mp, homes)
         yield root
-        if "mlflow" in sys.modules:  # leave no global store pointing at the deleted folder
-            import mlflow
-
-            while mlflow.active_run() is not None:
-                mlflow.end_run()
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
+        reset_mlflow()
 
 
 @pytest.fixture
