@@ -1,12 +1,15 @@
-"""What the benchmark scripts share: best-of timing, the result table, and the environment record."""
+"""What the benchmark scripts share: best-of timing, the result table, the environment record and the results file."""
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 
@@ -39,3 +42,23 @@ def environment(**versions: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         **versions,
     }
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """How the run was started, for the results file (`argv` None: this process's own arguments)."""
+    return " ".join([script, *(sys.argv[1:] if argv is None else argv)])
+
+
+def write_results(payload: dict[str, Any], output: Path, table: str, *, strict: bool = False) -> int:
+    """Write the JSON results, print the table and a summary; the exit status is 1 only for `strict` and a miss.
+
+    `payload` holds `mode`, `total_s` and, where the script has targets, `all_passed`.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
+    print(table)
+    print(f"\n{payload['mode']} run in {payload['total_s']:.1f} s; results written to {output}")
+    passed = bool(payload.get("all_passed", True))
+    if not passed:
+        print("some targets were missed (see FAIL above)" + ("" if strict else "; --strict makes that exit 1"))
+    return 1 if strict and not passed else 0

@@ -31,7 +31,6 @@ import cProfile
 import functools
 import hashlib
 import io
-import json
 import math
 import pstats
 import re
@@ -59,6 +58,7 @@ from arena_lib.arena.store import ArenaStore  # noqa: E402
 from arena_lib.config import BacktestConfig, RiskLimits  # noqa: E402
 from arena_lib.data.market import MarketData  # noqa: E402
 from arena_lib.data.snapshot import MarketSnapshot  # noqa: E402
+from benchmarks._common import command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 from tests.servers.llm import LLMServer, Reply, Script  # noqa: E402
 
@@ -480,20 +480,14 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "mode": mode,
         "sizes": sizes,
-        "command": " ".join(["benchmarks/arena.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks/arena.py", argv),
         "environment": environment(),
         "targets": TARGETS,
         "results": results,
         "all_passed": passed,
         "total_s": time.perf_counter() - started,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(render(results))
-    print(f"\n{mode} run in {payload['total_s']:.1f} s; results written to {args.output}")
-    if not passed:
-        print("some targets were missed (FAIL above)" + ("" if args.strict else "; --strict makes that exit 1"))
-    return 1 if args.strict and not passed else 0
+    return write_results(payload, args.output, render(results), strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import sys
 import time
@@ -49,7 +48,7 @@ from arena_lib.features.pipeline import compute_features, compute_panel  # noqa:
 from arena_lib.features.registry import FEATURES, groups, list_features  # noqa: E402
 from arena_lib.features.returns import rolling_std  # noqa: E402
 from arena_lib.features.technical import bollinger_bands  # noqa: E402
-from benchmarks._common import aligned_table, best_of  # noqa: E402
+from benchmarks._common import aligned_table, best_of, command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "features_results.json"
@@ -379,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "mode": mode,
         "sizes": sizes,
-        "command": " ".join(["benchmarks/features.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks/features.py", argv),
         "data": f"real Binance 1h sample {START}..{END}: {', '.join(frames)}",
         "n_registered_features": len(FEATURES),
         "environment": environment(),
@@ -388,13 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "all_passed": all_passed(results),
         "total_s": time.perf_counter() - started,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(render_table(results))
-    print(f"\n{mode} run in {payload['total_s']:.1f} s; results written to {args.output}")
-    if not payload["all_passed"]:
-        print("some targets were missed (see FAIL above)" + ("" if args.strict else "; --strict makes that exit 1"))
-    return 1 if args.strict and not payload["all_passed"] else 0
+    return write_results(payload, args.output, render_table(results), strict=args.strict)
 
 
 if __name__ == "__main__":

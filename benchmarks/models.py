@@ -23,7 +23,6 @@ figures say what a training costs on this machine (its cores are in the JSON). R
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Mapping
@@ -41,7 +40,7 @@ if str(ROOT) not in sys.path:  # run from anywhere: benchmark this checkout's ar
 from arena_lib.data.sample import available_symbols, load_sample  # noqa: E402
 from arena_lib.research.dataset import DEFAULT_FEATURES, Dataset, make_dataset  # noqa: E402
 from arena_lib.research.models import ModelSpec, build_model, xgboost_device  # noqa: E402
-from benchmarks._common import aligned_table, best_of  # noqa: E402
+from benchmarks._common import aligned_table, best_of, command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "models_results.json"
@@ -199,17 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "mode": mode,
         "sizes": sizes,
-        "command": " ".join(["benchmarks/models.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks/models.py", argv),
         "data": f"real Binance 1h sample: {', '.join(frames)}",
         "environment": environment("mlp" in which),
         "results": results,
         "total_s": time.perf_counter() - started,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(render_table(results))
-    print(f"\n{mode} run in {payload['total_s']:.1f} s; results written to {args.output}")
-    return 0
+    return write_results(payload, args.output, render_table(results))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from arena_lib.data.market import OHLCV, MarketData  # noqa: E402
 from arena_lib.data.sample import load_sample  # noqa: E402
 from arena_lib.engine.kernel import run_batch, simulate, simulate_args  # noqa: E402
 from arena_lib.engine.loop import run_replay  # noqa: E402
-from benchmarks._common import aligned_table, best_of  # noqa: E402
+from benchmarks._common import aligned_table, best_of, command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 
 DEFAULT_OUTPUT = ROOT / "benchmarks" / "results.json"
@@ -482,20 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "mode": mode,
         "sizes": sizes,
-        "command": " ".join(["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command_line("benchmarks/run.py", argv),
         "environment": environment(),
         "targets": TARGETS,
         "results": results,
         "all_passed": all_passed(results),
         "total_s": time.perf_counter() - started,
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    print(render_table(results))
-    print(f"\n{mode} run in {payload['total_s']:.1f} s; results written to {args.output}")
-    if not payload["all_passed"]:
-        print("some targets were missed (see FAIL above)" + ("" if args.strict else "; --strict makes that exit 1"))
-    return 1 if args.strict and not payload["all_passed"] else 0
+    return write_results(payload, args.output, render_table(results), strict=args.strict)
 
 
 if __name__ == "__main__":
