@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -93,6 +93,19 @@ def decision_from_target(
     )
 
 
+def exit_levels(
+    close: float | np.ndarray, direction: float | np.ndarray, stop_loss_pct: float, take_profit_pct: float
+) -> tuple[Any, Any]:
+    """Absolute stop-loss and take-profit prices from the signal bar's close and the position's direction.
+
+    Works on one price or on whole (bars x symbols) arrays, so the step and batch paths set the same levels.
+    A percentage of 0 means that exit is not used (None).
+    """
+    stop = close * (1.0 - direction * stop_loss_pct) if stop_loss_pct > 0 else None
+    take = close * (1.0 + direction * take_profit_pct) if take_profit_pct > 0 else None
+    return stop, take
+
+
 class TargetAgent:
     """Base for vectorizable agents: define the target both per step and for a whole series.
 
@@ -122,11 +135,6 @@ class TargetAgent:
         raise NotImplementedError
 
     # -- shared machinery ---------------------------------------------------------------------------------------
-    def _levels(self, close: float, direction: int) -> tuple[float | None, float | None]:
-        stop = close * (1.0 - direction * self.stop_loss_pct) if self.stop_loss_pct > 0 else None
-        take = close * (1.0 + direction * self.take_profit_pct) if self.take_profit_pct > 0 else None
-        return stop, take
-
     def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
         out: list[Decision] = []
         for sym in snapshot.symbols:
@@ -137,7 +145,7 @@ class TargetAgent:
                 continue
             target = self.target_now(closes) * self.fraction
             direction = 0 if math.isnan(target) or target == 0 else (1 if target > 0 else -1)
-            stop, take = self._levels(float(closes[-1]), direction)
+            stop, take = exit_levels(float(closes[-1]), direction, self.stop_loss_pct, self.take_profit_pct)
             d = decision_from_target(sym, target, account.direction(sym), self.leverage, stop, take, self.name)
             if d is not None:
                 out.append(d)
@@ -153,6 +161,5 @@ class TargetAgent:
             rows = np.searchsorted(market.times, s.times)
             target[rows, j] = t
         direction = np.sign(np.nan_to_num(target))
-        stop = market.close * (1.0 - direction * self.stop_loss_pct) if self.stop_loss_pct > 0 else None
-        take = market.close * (1.0 + direction * self.take_profit_pct) if self.take_profit_pct > 0 else None
+        stop, take = exit_levels(market.close, direction, self.stop_loss_pct, self.take_profit_pct)
         return BatchSignals(target=target, stop_loss=stop, take_profit=take, leverage=self.leverage)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pandas as pd
 
-from arena_lib.agents.base import AccountView, BatchSignals, decision_from_target
+from arena_lib.agents.base import AccountView, BatchSignals, decision_from_target, exit_levels
 from arena_lib.types import Decision
 
 if TYPE_CHECKING:
@@ -210,11 +210,6 @@ class ModelAgent:
         self._cached = (weakref.ref(market), matrix)
         return matrix
 
-    def _levels(self, close: float, direction: int) -> tuple[float | None, float | None]:
-        stop = close * (1.0 - direction * self.stop_loss_pct) if self.stop_loss_pct > 0 and direction else None
-        take = close * (1.0 + direction * self.take_profit_pct) if self.take_profit_pct > 0 and direction else None
-        return stop, take
-
     def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
         row = self._target_matrix(snapshot.market)[snapshot.index]
         out: list[Decision] = []
@@ -223,7 +218,7 @@ class ModelAgent:
             if math.isnan(target):
                 continue
             direction = 0 if target == 0 else (1 if target > 0 else -1)
-            stop, take = self._levels(snapshot.close(sym), direction)
+            stop, take = exit_levels(snapshot.close(sym), direction, self.stop_loss_pct, self.take_profit_pct)
             d = decision_from_target(sym, target, account.direction(sym), self.leverage, stop, take, self.name)
             if d is not None:
                 out.append(d)
@@ -232,8 +227,7 @@ class ModelAgent:
     def decide_batch(self, market: MarketData) -> BatchSignals:
         target = self._target_matrix(market)
         direction = np.sign(np.nan_to_num(target))
-        stop = market.close * (1.0 - direction * self.stop_loss_pct) if self.stop_loss_pct > 0 else None
-        take = market.close * (1.0 + direction * self.take_profit_pct) if self.take_profit_pct > 0 else None
+        stop, take = exit_levels(market.close, direction, self.stop_loss_pct, self.take_profit_pct)
         return BatchSignals(target=target.copy(), stop_loss=stop, take_profit=take, leverage=self.leverage)
 
     def describe(self) -> dict[str, object]:

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from arena_lib.agents.registry import make_agent
@@ -142,6 +143,12 @@ class StrategyValidation:
         return out
 
 
+def _best_sharpe(columns: pd.Index, values: np.ndarray) -> str:
+    """The column (variant) with the highest Sharpe over `values`' rows; an undefined Sharpe ranks last."""
+    sharpes = [sharpe_ratio(values[:, j]) for j in range(len(columns))]
+    return str(columns[max(range(len(columns)), key=lambda j: -math.inf if math.isnan(sharpes[j]) else sharpes[j])])
+
+
 def _fold_sizes(n_bars: int, n_folds: int) -> tuple[int, int]:
     """Expanding walk-forward: the first training window and each test window get n / (n_folds + 1) bars."""
     size = n_bars // (n_folds + 1)
@@ -180,15 +187,14 @@ def validate_strategy(
     labels = [_label(v, list(grid)) for v in variants]
     results = run_variants(agent, variants, market, config, labels)
     returns = pd.DataFrame({label: _bar_returns(r) for label, r in results.items()})
-    ppy_returns = returns.to_numpy()
+    values = returns.to_numpy()
 
     train, test = _fold_sizes(len(returns), n_folds)
     oos_parts, is_parts, choices = [], [], []
     oos_trades = 0
     splits = list(walk_forward_splits(len(returns), train=train, test=test, expanding=True))
     for k, (train_idx, test_idx) in enumerate(splits):
-        is_sharpes = {c: sharpe_ratio(ppy_returns[train_idx, j]) for j, c in enumerate(returns.columns)}
-        best = max(is_sharpes, key=lambda c: -math.inf if math.isnan(is_sharpes[c]) else is_sharpes[c])
+        best = _best_sharpe(returns.columns, values[train_idx])
         oos = returns[best].iloc[test_idx]
         oos_parts.append(oos)
         is_parts.append(returns[best].iloc[train_idx])
@@ -202,8 +208,7 @@ def validate_strategy(
         r = _bar_returns(run_variants(name, [{}], market, config, [name])[name])
         baseline_sharpes[name] = walk_forward_oos([r.iloc[t] for _, t in splits]).oos_sharpe
 
-    sharpes = {c: sharpe_ratio(ppy_returns[:, j]) for j, c in enumerate(returns.columns)}
-    selected = max(sharpes, key=lambda c: -math.inf if math.isnan(sharpes[c]) else sharpes[c])
+    selected = _best_sharpe(returns.columns, values)
     selected_params = variants[labels.index(selected)]
     sel = returns[selected].to_numpy()
     sr = sharpe_ratio(sel)
