@@ -1,0 +1,26 @@
+"""Prefect's environment for Arena's flows: a project-local home, no analytics, set before Prefect is imported."""
+
+from __future__ import annotations
+
+import os
+
+from arena_lib.paths import project_root
+
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_UI_ENABLED": "true",
+}
+
+
+def configure_prefect() -> None:
+    """Default `PREFECT_HOME` to `<project>/.arena/prefect` and switch analytics off; explicit settings win.
+
+    Why before import: Prefect reads its settings from the environment when they are first used, so the home must be
+    in place before any flow or client exists.
+    """
+    home = project_root() / ".arena" / "prefect"
+    os.environ.setdefault("PREFECT_HOME", str(home))
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    home_dir = os.environ["PREFECT_HOME"]
+    os.makedirs(home_dir, exist_ok=True)
