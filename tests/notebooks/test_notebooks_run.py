@@ -124,7 +124,13 @@ def test_20_train_xgboost_registers_a_candidate_the_ml_agent_can_load(tmp_path: 
     for key in ("cv_auc", "cv_log_loss", "cv_accuracy", "cv_majority_accuracy", "cv_ic", "cv_hit_rate"):
         assert key in data.metrics
     assert data.metrics["oof_bt_trades"] > 0
-    assert {"notebook", "cv_folds.csv", "oof_equity.html"} <= set(_artifacts(run.run_id))
+    # what the promotion gates read besides the backtest: selection statistics over the rules tried
+    assert 0.0 <= data.metrics["pbo"] <= 1.0
+    assert 0.0 <= data.metrics["deflated_sharpe"] <= 1.0
+    assert data.metrics["rule_trials"] == 5
+    assert {"notebook", "cv_folds.csv", "oof_equity.html", "rule_selection_returns.parquet"} <= set(
+        _artifacts(run.run_id)
+    )
     assert tracking.alias_version("nb_xgb", "candidate") == "1"
     assert tracking.client().get_model_version("nb_xgb", "1").run_id == run.run_id  # MLflow 3: a logged model
 
@@ -150,6 +156,7 @@ def test_21_train_keras_lstm(tmp_path: Path) -> None:
     run = _run("21_train_keras", params, tmp_path)
     data = tracking.client().get_run(run.run_id).data
     assert "cv_auc" in data.metrics
+    assert {"pbo", "deflated_sharpe", "rule_trials"} <= set(data.metrics)
     assert data.tags["arena.data_hash"]
     assert tracking.alias_version("nb_lstm", "candidate") == "1"
     from arena_lib.model_store import model_metadata
