@@ -66,30 +66,47 @@ def run_paper(
     """Play decision rounds on live bars until `rounds` were played or a stop is requested."""
     stop = stop or runner.stop
     outcomes: list[RoundOutcome] = []
-    last_ts = _last_committed_ts(runner)
     decided = 0
     while rounds is None or decided < rounds:
         if runner.check_halt():  # the kill switch, honoured between bars even mid-schedule
             break
-        market = feed()
-        runner.set_market(market)
-        times = market.close_times_ns
-        new_rows = [i for i in range(market.n_bars) if last_ts is None or times[i] > last_ts]
-        if last_ts is None:
-            new_rows = new_rows[-1:]  # a new run starts trading on the latest closed bar
-        for i in new_rows:
-            is_last = i == new_rows[-1]
-            outcome = runner.play(i, round_no=runner.last_round + 1, decide=is_last)
-            outcomes.append(outcome)
-            last_ts = times[i]
-            decided += int(is_last)
-        if not new_rows:
+        played = play_new_bars(runner, feed())
+        outcomes.extend(played)
+        decided += sum(o.decided for o in played)
+        if not played:
             log.info("no new closed bar yet; next check in %.0fs", every_s)
         if (rounds is not None and decided >= rounds) or stop.wait(every_s):
             break
     return outcomes
 
 
+def play_new_bars(runner: ArenaRunner, market: MarketData) -> list[RoundOutcome]:
+    """Play every bar of `market` that closed after the run's last committed bar; the newest one is a decision round.
+
+    Bars the job missed (a scheduler that skipped a slot, a restart) are settled without asking the agents, so
+    stops, targets and funding are never skipped. A new run starts on the latest closed bar. Nothing new: nothing
+    is played, which is what makes a scheduled `trade` idempotent.
+    """
+    runner.set_market(market)
+    last_ts = _last_committed_ts(runner)
+    times = market.close_times_ns
+    new_rows = [i for i in range(market.n_bars) if last_ts is None or times[i] > last_ts]
+    if last_ts is None:
+        new_rows = new_rows[-1:]
+    outcomes = []
+    for i in new_rows:
+        if runner.check_halt():
+            break
+        outcomes.append(runner.play(i, round_no=runner.last_round + 1, decide=i == new_rows[-1]))
+    return outcomes
+
+
 def _last_committed_ts(runner: ArenaRunner) -> int | None:
-    rounds = runner.store.rounds_frame(runner.run_id)
-    return None if rounds.empty else int(rounds["ts"].iloc[-1])
+    """The bar close of the run's last committed round (one indexed aggregate, however long the run)."""
+    from sqlalchemy import func, select
+
+    from arena_lib.arena import schema as t
+
+    with runner.store.engine.connect() as conn:
+        ts = conn.execute(select(func.max(t.RoundRow.ts)).where(t.RoundRow.run_id == runner.run_id)).scalar()
+    return None if ts is None else int(ts)

@@ -325,3 +325,77 @@ def local_llm_servers(config: ArenaConfig, cache_mode: CacheMode) -> Iterator[tu
             c.model_copy(update={"base_url": server.base_url}) if c.name in config.local_llm else c for c in config.llm
         )
         yield config.with_llm(llm), {}
+
+
+def job_run_id(job: str, mode: str) -> str:
+    """The run a scheduled job trades in: one per job name and mode, so every invocation continues the same ledger."""
+    if not job or not all(c.isalnum() or c in "-_." for c in job):
+        raise ValueError(f"a job name is letters, digits, '-', '_' or '.', got {job!r}")
+    return f"{mode}-job-{job}"
+
+
+def trade_step(
+    config: ArenaConfig,
+    store: ArenaStore,
+    *,
+    job: str,
+    market: MarketData | None = None,
+    bars: int = 1,
+    cache: ResponseCache | None = None,
+    cache_mode: CacheMode = "use",
+    env: Mapping[str, str] | None = None,
+) -> RunReport:
+    """One scheduled invocation of a trading job: play what is new, commit it, return.
+
+    Paper (pass the latest closed bars as `market`, e.g. from `CcxtPaperFeed.market()`): every bar that closed since
+    the job's last committed one is played, the newest as a decision round; nothing new plays nothing. Replay (no
+    `market`): the job's replay run advances by `bars` bars of the config's window. Either way the job's run is
+    created on first use and continued after that, agents are rebuilt each time (so a model agent loads whichever
+    version its alias names now), and the kill switch stops it with status `halted` before any bar.
+
+    Raises:
+        ValueError: the job's run exists with another market spec (symbols, timeframe, costs, risk): a changed
+            config must trade under a new job name, or its ledger would mix two strategies.
+    """
+    mode = "paper" if market is not None else "replay"
+    run_id = job_run_id(job, mode)
+    with store.session() as s:
+        found = s.get(t.RunRow, run_id)
+    exists = found is not None
+    if found is not None and found.spec_hash != config.market.spec_hash():
+        raise ValueError(
+            f"job {job!r} trades run {run_id}, whose market spec differs from this config's "
+            f"({found.spec_hash[:12]} != {config.market.spec_hash()[:12]}): use a new job name for a new config"
+        )
+    if market is None:
+        if exists:
+            return resume_run(run_id, store, rounds=bars, cache=cache, cache_mode=cache_mode, env=env)
+        return start_run(config, store, run_id=run_id, rounds=bars, cache=cache, cache_mode=cache_mode, env=env)
+    from arena_lib.arena.paper import play_new_bars
+
+    with local_llm_servers(config, cache_mode) as (served, unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
+        roster.skipped.update(unavailable)
+        if exists:
+            playing = {r.agent for r in store.run_agents(run_id)}
+            missing = playing - {a.name for a in roster.agents}
+            if missing:
+                raise AgentNotConfiguredError(f"job {job!r}: agents {sorted(missing)} are not available now")
+            roster.agents = [a for a in roster.agents if a.name in playing]
+            flags: dict[str, str] = {}
+        else:
+            if not roster.agents:
+                raise ValueError("no agent can play: " + "; ".join(f"{k}: {v}" for k, v in roster.skipped.items()))
+            _, flags = create_run(store, config, roster, market, "paper", run_id)
+        runner = ArenaRunner(served, roster.agents, market, store, run_id, first_row=market.n_bars - 1)
+        try:
+            if exists:
+                runner.restore()
+            outcomes = [] if runner.check_halt() else play_new_bars(runner, market)
+        finally:
+            runner.close()
+    run = store.get_run(run_id)
+    status, message = ("halted", runner.halted.describe()) if runner.halted else ("running", run.message)
+    store.set_status(run_id, status, message)
+    decided = sum(o.decided for o in outcomes)
+    return RunReport(run_id, status, decided, roster.skipped, flags, error_rounds(outcomes), message)

@@ -211,6 +211,7 @@ def promote(
     registered_model: str | None = None,
     dry_run: bool = False,
     clock: Clock | None = None,
+    must_beat: str | None = None,
 ) -> PromotionResult:
     """Give the model version that run `run_id` registered the alias `alias`, if it clears every gate.
 
@@ -218,7 +219,8 @@ def promote(
     to the run (artifact `gate_reports/<alias>-<stamp>.json`, metrics and tags `gate.<alias>.*`) whether it passed
     or not; with `dry_run` nothing is written and no alias moves. A failed gate leaves every alias where it was
     and returns a result whose `failed()` names the checks. `live` also needs the version to hold `paper` now and
-    for `min_paper_days`.
+    for `min_paper_days`. `must_beat="paper"` (a retrained challenger) also requires beating, on the same
+    out-of-sample Sharpe, the version holding that alias now.
 
     Raises:
         PromotionError: unknown alias, no such run, a run that registered no model (or several, without
@@ -235,7 +237,7 @@ def promote(
             "(model_store.register_trained_model)"
         )
     now = pd.Timestamp((clock or WallClock()).now_ns(), tz="UTC")
-    report = judge(run_id, alias, resolved, ref, now)
+    report = judge(run_id, alias, resolved, ref, now, must_beat)
     previous = tracking.alias_version(ref.name, alias)
     artifact = None if dry_run else _write_report(report, now)
     moved = report.passed and not dry_run and previous != ref.version

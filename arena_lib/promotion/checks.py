@@ -409,13 +409,55 @@ def _read_run(run_id: str, alias: str, ref: ModelRef | None, now: pd.Timestamp) 
     )
 
 
-def judge(run_id: str, alias: str, gates: Gates, ref: ModelRef | None, now: pd.Timestamp) -> GateReport:
-    """The gate report of run `run_id` (whose model version is `ref`) for `alias` at time `now`."""
+def beats_incumbent(run: _Run, incumbent_alias: str) -> GateCheck:
+    """The challenger's out-of-sample Sharpe against the version holding `incumbent_alias` now, on the same metric.
+
+    Why the same metric: a retrained model is judged the way its incumbent was (walk-forward or out-of-fold Sharpe,
+    whichever both runs logged), so the comparison is like for like. No incumbent, or the challenger itself holding
+    the alias, passes: there is nothing to beat.
+    """
+    name = f"beats_{incumbent_alias}"
+    if run.ref is None:
+        return GateCheck(name, None, incumbent_alias, False, "not measured: the run registered no model version")
+    holder = tracking.alias_version(run.ref.name, incumbent_alias)
+    if holder is None or holder == run.ref.version:
+        detail = f"no other version holds {run.ref.name}@{incumbent_alias}: nothing to beat"
+        return GateCheck(name, None, incumbent_alias, True, detail)
+    incumbent_run = tracking.client().get_model_version(run.ref.name, holder).run_id
+    theirs = dict(get_run(incumbent_run).data.metrics) if incumbent_run else {}
+    for k_sr, _ in METRIC_NAMES["min_sharpe_margin"]:
+        if k_sr in run.metrics and k_sr in theirs:
+            mine, other = float(run.metrics[k_sr]), float(theirs[k_sr])
+            ok = mine > other
+            detail = (
+                f"{k_sr} {mine:.3f} {'>' if ok else '<='} {other:.3f} of version {holder} "
+                f"(run {incumbent_run}), the holder of @{incumbent_alias}"
+            )
+            return GateCheck(name, mine, other, ok, detail)
+    detail = f"not measured: no out-of-sample Sharpe logged by both this run and version {holder}'s run"
+    return GateCheck(name, None, incumbent_alias, False, detail)
+
+
+def judge(
+    run_id: str,
+    alias: str,
+    gates: Gates,
+    ref: ModelRef | None,
+    now: pd.Timestamp,
+    must_beat: str | None = None,
+) -> GateReport:
+    """The gate report of run `run_id` (whose model version is `ref`) for `alias` at time `now`.
+
+    `must_beat` adds the challenger check `beats_<alias>` against the version holding that alias now.
+    """
     run = _read_run(run_id, alias, ref, now)
     enabled = gates.enabled()
     checks = [_CHECKS[name](run, setting) for name, setting in enabled.items()]
     if alias == "live":
         checks.insert(0, _holds_paper(run))
+    if must_beat is not None:
+        check_alias(must_beat)
+        checks.append(beats_incumbent(run, must_beat))
     return GateReport(
         run_id=run_id,
         alias=alias,
@@ -436,6 +478,7 @@ def evaluate_gates(
     *,
     registered_model: str | None = None,
     clock: Clock | None = None,
+    must_beat: str | None = None,
 ) -> GateReport:
     """Judge run `run_id` for `alias` against `gates` (a `Gates`, a gates file, or None for `configs/gates.yaml`).
 
@@ -452,4 +495,4 @@ def evaluate_gates(
     get_run(run_id)
     ref = find_model_version(run_id, registered_model)
     now = pd.Timestamp((clock or WallClock()).now_ns(), tz="UTC")
-    return judge(run_id, alias, resolved, ref, now)
+    return judge(run_id, alias, resolved, ref, now, must_beat)
