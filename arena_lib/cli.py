@@ -271,12 +271,14 @@ def demo(
 
 def _register_commands() -> None:
     from arena_lib.cli_arena import register as register_arena
+    from arena_lib.cli_ops import register as register_ops
     from arena_lib.cli_promotion import register as register_promotion
     from arena_lib.cli_research import register as register_research
 
     register_arena(app)
     register_research(app)
     register_promotion(app)
+    register_ops(app)
 
 
 _register_commands()

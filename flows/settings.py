@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from arena_lib.paths import project_root
 
@@ -24,3 +25,9 @@ def configure_prefect() -> None:
         os.environ.setdefault(key, value)
     home_dir = os.environ["PREFECT_HOME"]
     os.makedirs(home_dir, exist_ok=True)
+
+
+def project_path(path: str | os.PathLike[str]) -> Path:
+    """`path` as given when absolute, else relative to the project root (what a deployment's parameters name)."""
+    p = Path(path)
+    return p if p.is_absolute() else project_root() / p

@@ -234,6 +234,10 @@ class ModelAgent:
         return {"kind": self.kind, "model": self.model_uri, "features": list(self.features), "task": self.model.task}
 
 
+class ModelNotFoundError(LookupError):
+    """The registry has no model at that name and alias (or URI): nothing to trade with yet."""
+
+
 def load_model_agent(
     model: str,
     alias: str = "paper",
@@ -260,7 +264,7 @@ def load_model_agent(
         loaded = model_store.load_model(uri)
         meta = model_store.model_metadata(uri)
     except Exception as exc:  # MLflow raises its own exception types for a missing model, alias or run
-        raise LookupError(
+        raise ModelNotFoundError(
             f"cannot load model {uri!r} from the MLflow registry at {tracking.tracking_uri()}: {exc}. "
             "Train and register one with notebooks/20_train_xgboost.ipynb or notebooks/21_train_keras.ipynb."
         ) from exc

@@ -23,6 +23,7 @@ from arena_lib.agents.base import Agent
 from arena_lib.agents.llm.agent import AgentNotConfiguredError, LLMAgent
 from arena_lib.agents.llm.cache import CacheMode, ResponseCache
 from arena_lib.agents.llm.config import configuration_status
+from arena_lib.agents.model_agent import ModelNotFoundError
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig, cutoff_overlap
 from arena_lib.arena.rounds import ArenaRunner, ProgressCallback, RoundOutcome
@@ -63,9 +64,17 @@ def build_roster(
     cache_mode: CacheMode = "use",
     env: Mapping[str, str] | None = None,
 ) -> Roster:
-    """Quant agents from the registry and LLM agents from their configs; unconfigured LLMs are listed, not fatal."""
-    agents: list[Agent] = [spec.build() for spec in config.quant]
+    """Quant agents from the registry and LLM agents from their configs; unconfigured LLMs are listed, not fatal.
+
+    A model agent whose registry alias holds no version yet (`ModelNotFoundError`) is listed the same way: a job that names `model@candidate` before the first retrain trades the rest of its roster.
+    """
+    agents: list[Agent] = []
     skipped: dict[str, str] = {}
+    for spec in config.quant:
+        try:
+            agents.append(spec.build())
+        except ModelNotFoundError as exc:
+            skipped[spec.label or spec.agent] = str(exc)
     for cfg in config.llm:
         status = configuration_status(cfg, env)
         if not status.configured and cache_mode != "strict":

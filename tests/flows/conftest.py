@@ -15,8 +15,9 @@ def prefect_harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
     os.environ["PREFECT_HOME"] = str(home)
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    import flows  # noqa: F401 - applies the remaining Prefect defaults before Prefect is imported
     from prefect.testing.utilities import prefect_test_harness
+
+    import flows  # noqa: F401 - applies the remaining Prefect defaults before Prefect is imported
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
