@@ -1,10 +1,14 @@
-"""A loopback HTTP server that speaks Binance's public spot REST API, for offline tests of the real ccxt code.
+"""A loopback HTTP server that speaks Binance's public spot and USDⓈ-M futures REST APIs, for offline tests of the
+real ccxt code.
 
-FIXTURE DATA: every candle served here comes from the bundled real sample (``data/sample/``, real Binance bars);
-nothing is synthesized. Fields of the kline array that the sample does not hold (quote volume, trade count,
-taker-buy volumes) are sent as ``"0"``/``0``, and ``/api/v3/exchangeInfo`` is a minimal payload in Binance's shape
-for BTCUSDT and ETHUSDT (filters as Binance published them for these pairs). The bar that contains the server's
-"now" is served with the sample's final values, where the live API would show a partial bar.
+FIXTURE DATA: every candle and funding rate served here comes from the bundled real sample (``data/sample/``, real
+Binance bars and USDⓈ-M perpetual funding); nothing is synthesized. Fields of the kline array that the sample does
+not hold (quote volume, trade count, taker-buy volumes) are sent as ``"0"``/``0``; the funding ``markPrice``, which
+the sample does not hold either, is sent as ``""`` (as Binance does for its older funding records).
+``/api/v3/exchangeInfo`` and ``/fapi/v1/exchangeInfo`` are minimal payloads in Binance's shape for BTCUSDT and
+ETHUSDT (filters as Binance published them for these pairs). The bar that contains the server's "now" is served
+with the sample's final values, where the live API would show a partial bar; funding events are served once their
+settlement time is at or before "now".
 
 Endpoints (paths, parameters and error bodies as Binance documents them):
 - ``GET /api/v3/ping`` -> ``{}``; ``GET /api/v3/time`` -> ``{"serverTime": now}``
@@ -12,11 +16,17 @@ Endpoints (paths, parameters and error bodies as Binance documents them):
 - ``GET /api/v3/klines?symbol&interval[&startTime][&endTime][&limit]`` -> at most ``limit`` (default 500, max
   1000) bars by open time ascending: from ``startTime`` when given, else the latest ones up to ``endTime``/now.
   Only intervals present in the sample (1h, 1d) are served; others answer ``-1120 Invalid interval``.
+- ``GET /fapi/v1/ping`` -> ``{}``; ``GET /fapi/v1/time`` -> ``{"serverTime": now}``
+- ``GET /fapi/v1/exchangeInfo`` -> timezone, serverTime, futuresType, rateLimits, exchangeFilters, assets, symbols
+  (the BTCUSDT and ETHUSDT perpetuals)
+- ``GET /fapi/v1/fundingRate?[symbol][&startTime][&endTime][&limit]`` -> at most ``limit`` (default 100, max 1000)
+  ``{"symbol","fundingTime","fundingRate","markPrice"}`` by funding time ascending: from ``startTime`` when given,
+  else the latest ones up to ``endTime``/now; without ``symbol``, every listed perpetual's.
 - unknown symbol: HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``
 
 Test controls: ``fail_next`` (answer the next N requests with 503/429/..), ``timeout_next`` (hold them longer
-than the client waits), ``delist`` (a symbol disappears after clients loaded markets), ``requests`` (count per
-path) and ``request_log`` (path and query of each request).
+than the client waits), ``delist`` (a symbol disappears, spot and perpetual, after clients loaded markets),
+``requests`` (count per path) and ``request_log`` (path and query of each request).
 """
 
 from __future__ import annotations
@@ -154,6 +164,106 @@ def _symbol_info(symbol: str) -> dict[str, Any]:
     }
 
 
+# USDⓈ-M perpetuals in Binance's /fapi/v1/exchangeInfo shape (values close to those Binance published for them).
+_PERPS: dict[str, dict[str, Any]] = {
+    "BTCUSDT": {
+        "base": "BTC",
+        "price_precision": 2,
+        "quantity_precision": 3,
+        "tick": "0.10",
+        "min_price": "261.10",
+        "max_price": "809484",
+        "min_qty": "0.001",
+        "max_qty": "1000",
+        "market_max": "120",
+        "notional": "100",
+        "underlying_sub_type": ["PoW"],
+    },
+    "ETHUSDT": {
+        "base": "ETH",
+        "price_precision": 2,
+        "quantity_precision": 3,
+        "tick": "0.01",
+        "min_price": "39.86",
+        "max_price": "306177",
+        "min_qty": "0.001",
+        "max_qty": "10000",
+        "market_max": "2000",
+        "notional": "20",
+        "underlying_sub_type": ["Layer-1"],
+    },
+}
+_PERPETUAL_DELIVERY_MS = 4133404800000  # Binance's "no delivery" date (2100-12-25) for perpetual contracts
+_FAPI_ONBOARD_MS = 1569398400000  # 2019-09-25, when Binance listed its first USDⓈ-M perpetuals
+
+
+def _perp_info(symbol: str) -> dict[str, Any]:
+    perp = _PERPS[symbol]
+    return {
+        "symbol": symbol,
+        "pair": symbol,
+        "contractType": "PERPETUAL",
+        "deliveryDate": _PERPETUAL_DELIVERY_MS,
+        "onboardDate": _FAPI_ONBOARD_MS,
+        "status": "TRADING",
+        "maintMarginPercent": "2.5000",
+        "requiredMarginPercent": "5.0000",
+        "baseAsset": perp["base"],
+        "quoteAsset": "USDT",
+        "marginAsset": "USDT",
+        "pricePrecision": perp["price_precision"],
+        "quantityPrecision": perp["quantity_precision"],
+        "baseAssetPrecision": 8,
+        "quotePrecision": 8,
+        "underlyingType": "COIN",
+        "underlyingSubType": perp["underlying_sub_type"],
+        "settlePlan": 0,
+        "triggerProtect": "0.0500",
+        "liquidationFee": "0.012500",
+        "marketTakeBound": "0.05",
+        "maxMoveOrderLimit": 10000,
+        "filters": [
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": perp["min_price"],
+                "maxPrice": perp["max_price"],
+                "tickSize": perp["tick"],
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": perp["min_qty"],
+                "maxQty": perp["max_qty"],
+                "stepSize": perp["min_qty"],
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": perp["min_qty"],
+                "maxQty": perp["market_max"],
+                "stepSize": perp["min_qty"],
+            },
+            {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "limit": 10},
+            {"filterType": "MIN_NOTIONAL", "notional": perp["notional"]},
+            {
+                "filterType": "PERCENT_PRICE",
+                "multiplierUp": "1.0500",
+                "multiplierDown": "0.9500",
+                "multiplierDecimal": "4",
+            },
+        ],
+        "orderTypes": [
+            "LIMIT",
+            "MARKET",
+            "STOP",
+            "STOP_MARKET",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_MARKET",
+            "TRAILING_STOP_MARKET",
+        ],
+        "timeInForce": ["GTC", "IOC", "FOK", "GTX", "GTD"],
+    }
+
+
 @dataclass
 class _Failure:
     status: int  # HTTP status to answer, or 0 for "hold the request for delay_s, then answer normally"
@@ -196,10 +306,38 @@ def _load_series(path: Path, interval_ms: int) -> _Series:
     return _Series(open_ms=open_ms, rows=rows)
 
 
-class BinanceSpotServer:
-    """Binance spot REST on ``http://127.0.0.1:<port>``; use as a context manager (``with ... as server``)."""
+@dataclass(frozen=True)
+class _Funding:
+    """One perpetual's funding events: settlement times (ms) and the records Binance would send."""
 
-    def __init__(self, symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"), now_ms: int | None = None) -> None:
+    time_ms: np.ndarray
+    rows: list[dict[str, Any]]
+
+
+@functools.lru_cache(maxsize=8)
+def _load_funding(path: Path, symbol: str) -> _Funding:
+    """Funding records for one sample file; cached like the candles."""
+    frame = pd.read_parquet(path)
+    time_ms = pd.DatetimeIndex(frame.index).as_unit("ms").asi8.astype(np.int64)
+    rows = [
+        {"symbol": symbol, "fundingTime": int(t), "fundingRate": f"{rate:.8f}", "markPrice": ""}
+        for t, rate in zip(time_ms, frame["funding_rate"], strict=True)
+    ]
+    return _Funding(time_ms=time_ms, rows=rows)
+
+
+class BinanceSpotServer:
+    """Binance spot and USDⓈ-M REST on ``http://127.0.0.1:<port>``; use as a context manager (``with ... as server``).
+
+    ``symbols`` are the listed spot pairs, ``perps`` the listed USDⓈ-M perpetuals (both from the sample).
+    """
+
+    def __init__(
+        self,
+        symbols: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
+        now_ms: int | None = None,
+        perps: tuple[str, ...] = ("BTCUSDT", "ETHUSDT"),
+    ) -> None:
         self._lock = threading.Lock()
         self._failures: list[_Failure] = []
         self.requests: Counter[str] = Counter()
@@ -214,6 +352,12 @@ class BinanceSpotServer:
                 path = folder / f"binance_{base}-USDT_{interval}.parquet"
                 if path.is_file():
                     self._data[(symbol, interval)] = _load_series(path, INTERVAL_MS[interval])
+        self.perps = list(perps)
+        self._funding: dict[str, _Funding] = {}
+        for symbol in perps:
+            path = folder / f"binance-usdm_{_PERPS[symbol]['base']}-USDT-PERP_funding_8h.parquet"
+            if path.is_file():
+                self._funding[symbol] = _load_funding(path, symbol)
         if now_ms is None:  # default: half way through the last sample hour, so that bar is still open
             last = max(int(s.open_ms[-1]) for (_, iv), s in self._data.items() if iv == "1h")
             now_ms = last + INTERVAL_MS["1h"] // 2
@@ -286,6 +430,14 @@ class BinanceSpotServer:
             return 200, self._exchange_info()
         if path == "/api/v3/klines":
             return self._klines(query)
+        if path == "/fapi/v1/ping":
+            return 200, {}
+        if path == "/fapi/v1/time":
+            return 200, {"serverTime": self.now_ms}
+        if path == "/fapi/v1/exchangeInfo":
+            return 200, self._fapi_exchange_info()
+        if path == "/fapi/v1/fundingRate":
+            return self._funding_rate(query)
         return 404, None
 
     def _exchange_info(self) -> dict[str, Any]:
@@ -303,6 +455,50 @@ class BinanceSpotServer:
             "exchangeFilters": [],
             "symbols": [_symbol_info(s) for s in symbols],
         }
+
+    def _fapi_exchange_info(self) -> dict[str, Any]:
+        with self._lock:
+            symbols = [s for s in self.perps if s not in self.delisted]
+        return {
+            "timezone": "UTC",
+            "serverTime": self.now_ms,
+            "futuresType": "U_MARGINED",
+            "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 2400},
+                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200},
+                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 300},
+            ],
+            "exchangeFilters": [],
+            "assets": [{"asset": "USDT", "marginAvailable": True, "autoAssetExchange": "-10000"}],
+            "symbols": [_perp_info(s) for s in symbols],
+        }
+
+    def _funding_rate(self, query: dict[str, str]) -> tuple[int, Any]:
+        symbol = query.get("symbol")
+        with self._lock:
+            live = [s for s in self.perps if s not in self.delisted and s in self._funding]
+        if symbol is not None and symbol not in live:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        try:
+            limit = int(query.get("limit", "100"))
+            start = int(query["startTime"]) if "startTime" in query else None
+            end = int(query["endTime"]) if "endTime" in query else None
+        except ValueError:
+            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        if not 1 <= limit <= 1000:
+            return 400, {"code": -1130, "msg": "Invalid data sent for a parameter."}
+        if start is not None and end is not None and start > end:
+            return 400, {"code": -1023, "msg": "Start time is greater than end time."}
+        # Settled events only: those at or before the server's now (and endTime).
+        hi_time = self.now_ms if end is None else min(end, self.now_ms)
+        rows: list[dict[str, Any]] = []
+        for name in [symbol] if symbol is not None else live:
+            series = self._funding[name]
+            hi = int(np.searchsorted(series.time_ms, hi_time, side="right"))
+            lo = int(np.searchsorted(series.time_ms, start, side="left")) if start is not None else 0
+            rows.extend(series.rows[lo:hi])
+        rows.sort(key=lambda row: (row["fundingTime"], row["symbol"]))
+        return 200, rows[:limit] if start is not None else rows[-limit:]
 
     def _klines(self, query: dict[str, str]) -> tuple[int, Any]:
         for name in ("symbol", "interval"):
