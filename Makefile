@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 export MPLCONFIGDIR := $(CURDIR)/.arena/matplotlib
 
-.PHONY: help venv demo test lint format typecheck unit bench sample lab mlflow clean
+.PHONY: help venv browser demo test lint format typecheck unit bench sample lab mlflow flows monitor clean
 
 help:
 	@echo "make demo   - install (if needed) and run the offline baseline competition on the bundled sample"
@@ -16,6 +16,8 @@ help:
 	@echo "make sample - rebuild data/sample from ../shared/data"
 	@echo "make lab    - JupyterLab on notebooks/ (kernel 'Arena (Python 3.11)') on 127.0.0.1:8888"
 	@echo "make mlflow - the MLflow UI on the project's store (mlruns/mlflow.db) on 127.0.0.1:5000"
+	@echo "make flows  - a local Prefect server on 127.0.0.1:4200 serving ingest, trade, retrain and report on schedule"
+	@echo "make monitor - the Streamlit monitor over the arena store and MLflow on 127.0.0.1:8501"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +29,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The monitor's end-to-end test drives Debian's Chromium (never a downloaded browser); installed once when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
+	  else echo "chromium is not installed and cannot be installed here: the browser test will be skipped"; fi; }
+
 demo: venv
 	$(BIN)/arena demo
 
@@ -37,7 +46,7 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv browser
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
@@ -57,6 +66,12 @@ lab: venv
 
 mlflow: venv
 	$(BIN)/mlflow ui --backend-store-uri "$$($(BIN)/arena mlflow uri)" --host 127.0.0.1 --port 5000
+
+flows: venv
+	$(BIN)/arena flows serve --start-server
+
+monitor: venv
+	$(BIN)/arena monitor
 
 sample: venv
 	$(BIN)/python data/build_sample.py
