@@ -1,4 +1,4 @@
-"""The arena's commands: `arena run`, `runs`, `leaderboard`, `decisions`, `llm ...` and `cache ...`.
+"""The arena's commands: `arena run`, `runs`, `leaderboard`, `decisions`, `breakers ...`, `llm ...`, `cache ...`.
 
 Registered on the main `arena` app by `arena_lib.cli`. Heavy imports stay inside the commands.
 """
@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 llm_app = typer.Typer(no_args_is_help=True, help="Language-model contestants: status and the local model server.")
 cache_app = typer.Typer(no_args_is_help=True, help="The LLM response cache: export and import recorded runs.")
+breakers_app = typer.Typer(
+    no_args_is_help=True, help="Circuit breakers on a run's accounts (drawdown, daily loss): show and reset."
+)
 
 DbOption = Annotated[str | None, typer.Option("--db", help="arena store URL (default ARENA_DB_URL or .arena/arena.db)")]
 CacheUrlOption = Annotated[
@@ -132,6 +135,7 @@ def run(
     except (KeyError, ValueError, FileNotFoundError, DataError) as exc:
         _fail(str(exc).strip("'\""))
         return
+    tripped = _tripped_breakers(store, report.run_id)
     payload = {
         "run_id": report.run_id,
         "status": report.status,
@@ -140,6 +144,7 @@ def run(
         "cutoff_flags": report.cutoff_flags,
         "error_rounds": report.errors,
         "message": report.message,
+        "breakers": tripped,
         "db": redact_url(store.url),
     }
     if as_json:
@@ -153,8 +158,20 @@ def run(
         console.print(f"[yellow]not configured[/] {name}: {why}")
     for name, why in report.cutoff_flags.items():
         console.print(f"[yellow]knowledge cutoff[/] {name}: {why}")
+    for name, why in tripped.items():
+        console.print(f"[bold yellow]circuit breaker[/] {name}: {why}")
     _print_board(store, report.run_id)
+    if tripped:
+        console.print(f"breakers: arena breakers show {report.run_id} (reset: arena breakers reset {report.run_id})")
     console.print(f"decisions: arena decisions --run {report.run_id}")
+
+
+def _tripped_breakers(store: Any, run_id: str) -> dict[str, str]:
+    """The accounts (and `*`, the portfolio) a circuit breaker holds at the end of a run: name -> state and why."""
+    from arena_lib.arena.breakers import ACTIVE, breaker_frame
+
+    frame = breaker_frame(store, run_id)
+    return {str(r.agent): f"{r.state}: {r.reason}" for r in frame.itertuples() if r.state != ACTIVE}
 
 
 def demo_arena(config: Path, out_dir: Path) -> str:
@@ -424,6 +441,84 @@ def resume(db: DbOption = None) -> None:
     _console().print(state.describe() + was)
 
 
+@breakers_app.command("show")
+def breakers_show(
+    run_id: Annotated[str | None, typer.Argument(help="run id (default: the latest run)")] = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per account")] = False,
+) -> None:
+    """Each account's trading state (active; reducing: closes only; halted: no new orders) and why."""
+    from arena_lib.arena.breakers import breaker_frame
+    from arena_lib.arena.store import ArenaStore
+
+    store = ArenaStore(db)
+    run_id = run_id or store.latest_run_id()
+    if run_id is None:
+        _fail("the store has no runs yet")
+        return
+    try:
+        frame = breaker_frame(store, run_id)
+    except KeyError as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    _print_breakers(run_id, frame, as_json)
+
+
+@breakers_app.command("reset")
+def breakers_reset(
+    run_id: Annotated[str, typer.Argument(help="the run whose breakers to re-arm")],
+    agent: Annotated[
+        str | None, typer.Option(help="only this account ('*': the portfolio breaker); default all")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why (kept in the ledger)")] = "",
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per account")] = False,
+) -> None:
+    """Re-arm tripped breakers: the accounts trade again and their peaks restart from the current equity."""
+    import getpass
+
+    from arena_lib.arena.breakers import reset_breakers
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.clock import WallClock
+
+    store = ArenaStore(db)
+    try:
+        frame = reset_breakers(store, run_id, agent, by=getpass.getuser(), reason=reason, at_ns=WallClock().now_ns())
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+        return
+    if not as_json:
+        _console().print(f"breakers reset on run {run_id} ({'all accounts' if agent is None else agent})")
+    _print_breakers(run_id, frame, as_json)
+
+
+def _print_breakers(run_id: str, frame: Any, as_json: bool) -> None:
+    import pandas as pd
+
+    records: list[dict[str, Any]] = [
+        {k: (None if pd.isna(v) else v) for k, v in rec.items()} for rec in frame.to_dict("records")
+    ]
+    if as_json:
+        for rec in records:
+            rec["since"] = None if rec["since"] is None else rec["since"].isoformat()
+            print(json.dumps({k: _json_value(v) for k, v in rec.items()}))
+        return
+    colors = {"active": "green", "reducing": "yellow", "halted": "bold red"}
+    table = Table(show_header=True, header_style="bold", title=f"breakers of run {run_id} (* = portfolio)")
+    for c in ("agent", "state", "breaker", "since", "round", "reason"):
+        table.add_column(c, no_wrap=c != "reason")
+    for rec in records:
+        table.add_row(
+            rec["agent"],
+            f"[{colors.get(str(rec['state']), 'white')}]{rec['state']}[/]",
+            rec["breaker"],
+            "" if rec["since"] is None else rec["since"].strftime("%Y-%m-%d %H:%M UTC"),
+            "" if rec["round_no"] is None else str(rec["round_no"]),
+            rec["reason"],
+        )
+    _console().print(table)
+
+
 def register(app: typer.Typer) -> None:
     """Add the arena commands to the `arena` app."""
     app.command("run")(run)
@@ -434,3 +529,4 @@ def register(app: typer.Typer) -> None:
     app.command("decisions")(decisions)
     app.add_typer(llm_app, name="llm")
     app.add_typer(cache_app, name="cache")
+    app.add_typer(breakers_app, name="breakers")

@@ -7,6 +7,7 @@ start: "2025-01-01"
 end: "2025-01-08"
 risk: {max_leverage: 5}          # allow_reversal defaults to false in the arena: while open, only hold or close
 arena: {deadline_s: 60, bars_per_round: 1, stats_window: 168}
+breakers: {agent_drawdown: 0.10, portfolio_drawdown: 0.15, daily_loss: 0.05}  # null disables one; `breakers: off` all
 agents:
   - agent: sma_cross             # quant agents: registry name, params, optional label
     params: {fast: 24, slow: 96}
@@ -20,9 +21,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +46,37 @@ class RoundSettings(BaseModel):
     history_bars: int = Field(300, ge=50, description="paper mode: closed bars fetched per symbol each round")
 
 
+BreakerAction = Literal["reducing", "halted"]
+
+
+class BreakerSettings(BaseModel):
+    """Circuit breakers on the arena's accounts (`arena_lib.arena.breakers`); a threshold of null disables one.
+
+    Defaults follow the prop-trading convention of a daily loss limit at half the maximum drawdown (10% / 5%): a
+    losing agent first loses its right to open positions (REDUCING, closes only), and a portfolio-wide loss of 15%
+    or a 5% loss within one UTC day stops new orders (HALTED). Drawdown trips are sticky until `arena breakers
+    reset`; a daily-loss trip clears at the next UTC day.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent_drawdown: float | None = Field(0.10, gt=0, lt=1, description="account equity below its peak, fraction")
+    agent_drawdown_action: BreakerAction = "reducing"
+    portfolio_drawdown: float | None = Field(
+        0.15, gt=0, lt=1, description="all accounts' summed equity below its peak, fraction; trips every account"
+    )
+    portfolio_drawdown_action: BreakerAction = "halted"
+    daily_loss: float | None = Field(
+        0.05, gt=0, lt=1, description="account equity below its equity at 00:00 UTC, fraction; clears next day"
+    )
+    daily_loss_action: BreakerAction = "halted"
+
+    @classmethod
+    def off(cls) -> BreakerSettings:
+        """Every breaker disabled (research replays that study unbounded losses)."""
+        return cls(agent_drawdown=None, portfolio_drawdown=None, daily_loss=None)
+
+
 @dataclass(frozen=True)
 class ArenaConfig:
     """A whole competition: the market spec, round settings, quant agents and LLM agents."""
@@ -55,6 +87,7 @@ class ArenaConfig:
     llm: tuple[LLMAgentConfig, ...]
     source: str = ""
     local_llm: tuple[str, ...] = ()  # LLM agents served by a local llama.cpp server that the arena starts
+    breakers: BreakerSettings = field(default_factory=BreakerSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored with the run. Holds no secret: LLM configs carry only the key's variable name."""
@@ -65,6 +98,7 @@ class ArenaConfig:
             "llm": [c.model_dump(mode="json") for c in self.llm],
             "source": self.source,
             "local_llm": list(self.local_llm),
+            "breakers": self.breakers.model_dump(mode="json"),
         }
 
     @classmethod
@@ -76,6 +110,7 @@ class ArenaConfig:
             llm=tuple(LLMAgentConfig.model_validate(c) for c in d["llm"]),
             source=str(d.get("source", "")),
             local_llm=tuple(d.get("local_llm", ())),
+            breakers=BreakerSettings.model_validate(d.get("breakers") or {}),  # runs stored before breakers: defaults
         )
 
     def with_window(self, start: str | None, end: str | None) -> ArenaConfig:
@@ -100,6 +135,7 @@ def load_arena_config(path: str | Path) -> ArenaConfig:
         raise ValueError(f"{p}: expected a mapping at the top level")
     entries = raw.pop("agents", None) or []
     rounds_raw = raw.pop("arena", None) or {}
+    breakers_raw = raw.pop("breakers", {})  # absent: the defaults; `breakers: off` (or null/false): all disabled
     raw.setdefault("risk", {})
     if isinstance(raw["risk"], dict):
         raw["risk"].setdefault("allow_reversal", False)
@@ -108,6 +144,8 @@ def load_arena_config(path: str | Path) -> ArenaConfig:
     try:
         market = BacktestConfig.model_validate(raw)
         rounds = RoundSettings.model_validate(rounds_raw)
+        off = breakers_raw in (None, False, "off")
+        breakers = BreakerSettings.off() if off else BreakerSettings.model_validate(breakers_raw)
     except ValidationError as exc:
         raise ValueError(f"{p}: {exc}") from None
     quant: list[AgentSpec] = []
@@ -140,7 +178,9 @@ def load_arena_config(path: str | Path) -> ArenaConfig:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"{p}: agent names must be unique; repeated: {dupes} (give them a 'label:')")
-    return ArenaConfig(market, rounds, tuple(quant), tuple(llm), source=str(p), local_llm=tuple(local))
+    return ArenaConfig(
+        market, rounds, tuple(quant), tuple(llm), source=str(p), local_llm=tuple(local), breakers=breakers
+    )
 
 
 def cutoff_overlap(training_cutoff: datetime.date | None, window_start: str | None) -> bool:

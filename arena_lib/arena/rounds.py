@@ -5,8 +5,10 @@ triggers stops, take-profits and liquidations (the same `settle_bar` as the back
 engine first checks the invalidation conditions of open positions, then all agents answer concurrently on the one
 snapshot (LLM calls in flight together, so a round costs about the slowest agent, not the sum), and every
 decision goes through the RiskEngine and the broker (`act_on_decisions`, also shared with the backtest loop).
-The bar is then committed in one transaction: round, snapshot, prompts, raw responses, decisions, verdicts,
-orders, fills, equity and every account's state. Order ids derive from run/agent/bar/symbol, so a bar re-run
+After the bar the circuit breakers (`breakers.py`) read every account's closing equity; a tripped account decides
+under them from the next decision round (reducing: entries rejected; halted: not asked). The bar is then
+committed in one transaction: round, snapshot, prompts, raw responses, decisions, verdicts, orders, fills, equity,
+breaker changes and every account's state. Order ids derive from run/agent/bar/symbol, so a bar re-run
 after a crash cannot trade twice, and a restart continues from the last committed bar.
 """
 
@@ -30,6 +32,7 @@ from arena_lib.agents.llm.invalidation import Condition, compile_condition
 from arena_lib.agents.llm.prompt import coin_context
 from arena_lib.agents.turn import AgentStats, ExitPlan, Turn, TurnAgent, TurnContext, turn_from_decide
 from arena_lib.arena import schema as t
+from arena_lib.arena.breakers import ENGINE, HALTED, BreakerBook, BreakerChange, BreakerRisk, Trip
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.store import AccountState as StoredAccount
 from arena_lib.arena.store import ArenaStore, HaltState, RoundWrite
@@ -112,6 +115,9 @@ class ArenaRunner:
             for a in agents
         ]
         self.last_round = -1  # rounds count from the window's first bar (row `first_row`)
+        self.breakers = BreakerBook(config.breakers, names, self.cash0)
+        self._breaker_seen = 0  # the newest breaker row id read back (operator resets are polled after it)
+        self._breaker_rewrites: list[BreakerChange] = []  # resets applied here, written with the next round
         # One event loop for the whole run: async HTTP clients keep connections bound to the loop that opened them.
         self._loop = asyncio.new_event_loop()
         self.started_at_ns = market.close_times_ns[first_row] if market.n_bars > first_row else 0
@@ -149,6 +155,9 @@ class ArenaRunner:
             seat.seq = len(f)
             ex = f[f["kind"] != FillKind.ENTRY.value]
             seat.exits = (ex["realized_pnl"] - ex["fee"]).tolist()
+        latest = self.store.latest_breakers(self.run_id)
+        self.breakers.restore(latest, eq)
+        self._breaker_seen = max((r.id for r in latest), default=0)
 
     def _compile(self, plans: dict[str, ExitPlan]) -> dict[str, Condition]:
         out = {}
@@ -229,14 +238,25 @@ class ArenaRunner:
         errors: dict[str, str] = {}
         decided = self.is_decision_bar(i) if decide is None else decide
         if decided:
+            if self.breakers.tripped:
+                self._apply_resets()
+            gates = {seat.name: self.breakers.gate(seat.name) for seat in self.seats}
             engine_closes = {seat.name: self._invalidations(seat, snapshot, close_marks) for seat in self.seats}
-            turns = await self._play_all(snapshot, close_marks, round_no)
+            turns = await self._play_all(snapshot, close_marks, round_no, gates)
             for seat, turn in zip(self.seats, turns, strict=True):
                 if turn.error:
                     errors[seat.name] = turn.error
-                self._apply(seat, turn, engine_closes[seat.name], snapshot, i, round_no, close_marks, w)
+                gate = gates[seat.name]
+                risk = self.risk if gate is None else BreakerRisk(self.risk, gate)
+                benched = gate is not None and gate.state == HALTED
+                self._apply(seat, turn, engine_closes[seat.name], snapshot, i, round_no, close_marks, w, risk, benched)
         for seat in self.seats:
             self._record_state(seat, i, round_no, close_marks, seat.acc.fills, w)
+        changes = self.breakers.observe(round_no, t_close, [seat.recent_equity[-1] for seat in self.seats])
+        if self._breaker_rewrites:
+            changes = [*self._breaker_rewrites, *changes]
+            self._breaker_rewrites = []
+        w.breakers.extend(c.row(self.run_id) for c in changes)
         w.wall_s = time.perf_counter() - t0
         committed = self.store.commit_round(w)
         for seat in self.seats:  # the in-memory lists only feed this round's rows; the store keeps history
@@ -245,12 +265,34 @@ class ArenaRunner:
         self.last_round = round_no
         return RoundOutcome(round_no, t_close, decided, committed, w.wall_s, errors)
 
+    def _apply_resets(self) -> None:
+        """Adopt the operator resets written since the last look (`arena breakers reset` while this job runs).
+
+        Called on decision bars only while an account is tripped, so an untripped arena makes no extra query.
+        A scope's reset counts only when it is that scope's latest row: a row this runner wrote after it (a new
+        trip) stands. The adopted state is written again with this round, as the engine's.
+        """
+        rows = self.store.breakers_after(self.run_id, self._breaker_seen)
+        if not rows:
+            return
+        self._breaker_seen = rows[-1].id
+        latest = {r.agent: r for r in rows}  # id order: the last row of each scope wins
+        resets = [r for r in latest.values() if r.by != ENGINE]
+        if resets:
+            self._breaker_rewrites.extend(self.breakers.adopt(resets, self.last_round))
+
     # -- agents ---------------------------------------------------------------------------------------------------
-    async def _play_all(self, snapshot: MarketSnapshot, marks: list[float], round_no: int) -> list[Turn]:
+    async def _play_all(
+        self, snapshot: MarketSnapshot, marks: list[float], round_no: int, gates: dict[str, Trip | None]
+    ) -> list[Turn]:
         deadline_s = self.config.rounds.deadline_s
         deadline = time.monotonic() + deadline_s
         tasks = []
         for seat in self.seats:
+            gate = gates.get(seat.name)
+            if gate is not None and gate.state == HALTED:  # not asked: no new orders, and no LLM cost
+                tasks.append(_benched(Turn([hold(s, gate.verdict()) for s in snapshot.symbols])))
+                continue
             pf = seat.acc.portfolio
             eq = equity(pf, snapshot.symbols, marks) if pf.positions else pf.cash
             view = AccountView(pf.cash, eq, self.cash0, pf.positions)
@@ -336,6 +378,8 @@ class ArenaRunner:
         round_no: int,
         marks: list[float],
         w: RoundWrite,
+        risk: RiskEngine,
+        benched: bool = False,
     ) -> None:
         acc = seat.acc
         closed_now = {d.symbol for d in engine_closes}
@@ -343,7 +387,7 @@ class ArenaRunner:
         pf = act_on_decisions(
             acc,
             decisions,
-            self.risk,
+            risk,
             self.run_id,
             self.market.close_times_ns[i],
             list(marks),
@@ -384,9 +428,12 @@ class ArenaRunner:
             verdict = verdicts.get(id(d))
             if verdict is None and d.action is not Action.HOLD and not engine_made and d.symbol in closed_now:
                 verdict = RiskVerdict(d, False, reasons=("the engine closed this position on its invalidation",))
-            source = (
-                "invalidation" if engine_made else ("fallback" if turn.error and d.action is Action.HOLD else "agent")
-            )
+            if engine_made:
+                source = "invalidation"
+            elif benched:
+                source = "breaker"
+            else:
+                source = "fallback" if turn.error and d.action is Action.HOLD else "agent"
             w.decisions.append(
                 _decision_row(self.run_id, round_no, seat.name, t_close, d, verdict, note, source, turn.latency_s)
             )
@@ -437,6 +484,11 @@ class ArenaRunner:
             )
         )
         w.invalidations[seat.name] = {s: p.invalidation_condition for s, p in seat.plans.items()}
+
+
+async def _benched(turn: Turn) -> Turn:
+    """A halted account's turn: holds decided by the breaker, gathered with the agents that play."""
+    return turn
 
 
 def _snapshot_content(snapshot: MarketSnapshot) -> dict[str, Any]:

@@ -155,7 +155,7 @@ class DecisionRow(Base):
     agent: Mapped[str] = mapped_column(String(64))
     symbol: Mapped[str] = mapped_column(String(32))
     ts: Mapped[int] = mapped_column(BigInteger)
-    source: Mapped[str] = mapped_column(String(16))  # agent | fallback | invalidation
+    source: Mapped[str] = mapped_column(String(16))  # agent | fallback | invalidation | breaker (halted)
     action: Mapped[str] = mapped_column(String(16))
     size: Mapped[float] = mapped_column(Float)
     size_unit: Mapped[str] = mapped_column(String(16))
@@ -235,3 +235,30 @@ class HaltRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(128), default="")
     at_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class BreakerRow(Base):
+    """A circuit breaker's state change for one account (or the portfolio, agent "*"), appended, never updated.
+
+    The latest row of an (run, agent) is its current state; older rows are the audit trail of trips, daily
+    clears and operator resets. `state` is the account's effective state (`active`, `reducing`, `halted`) and
+    `breaker`/`reason`/`since_ns` name the trip that causes it. `trips` holds every breaker tripped on the scope
+    (name -> state, reason, since_ns, round_no) so a restart rebuilds them; `anchor_round`/`anchor_equity` say
+    where an operator reset restarted the peak (-1/None: from the run's start), since the peaks and the day's
+    starting equity are recomputed from the `equity` table rather than written every bar.
+    """
+
+    __tablename__ = "breakers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))  # an account, or "*" for the portfolio breaker
+    state: Mapped[str] = mapped_column(String(16))  # active | reducing | halted
+    breaker: Mapped[str] = mapped_column(String(32), default="")  # agent_drawdown | portfolio_drawdown | daily_loss
+    reason: Mapped[str] = mapped_column(Text, default="")
+    since_ns: Mapped[int] = mapped_column(BigInteger)  # when the state began: a bar close, or a reset's wall clock
+    round_no: Mapped[int] = mapped_column(Integer)  # the round after which the change was made
+    by: Mapped[str] = mapped_column(String(128), default="engine")  # "engine", or the operator who reset it
+    trips: Mapped[dict] = mapped_column(JSON, default=dict)
+    anchor_round: Mapped[int] = mapped_column(Integer, default=-1)
+    anchor_equity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    __table_args__ = (Index("ix_breakers_run_agent", "run_id", "agent", "id"),)

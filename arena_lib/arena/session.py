@@ -66,7 +66,8 @@ def build_roster(
 ) -> Roster:
     """Quant agents from the registry and LLM agents from their configs; unconfigured LLMs are listed, not fatal.
 
-    A model agent whose registry alias holds no version yet (`ModelNotFoundError`) is listed the same way: a job that names `model@candidate` before the first retrain trades the rest of its roster.
+    A model agent whose registry alias holds no version yet (`ModelNotFoundError`) is listed the same way: a job
+    that names `model@candidate` before the first retrain trades the rest of its roster.
     """
     agents: list[Agent] = []
     skipped: dict[str, str] = {}

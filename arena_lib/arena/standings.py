@@ -134,7 +134,7 @@ def arena_leaderboard(store: ArenaStore, run_id: str, flip_flop_bars: int | None
         res = results[a.agent]
         m = res.metrics if len(res.equity) else {}
         trades = res.trades
-        dec = decisions[(decisions["agent"] == a.agent) & (decisions["source"] != "invalidation")]
+        dec = decisions[(decisions["agent"] == a.agent) & ~decisions["source"].isin(["invalidation", "breaker"])]
         cl = calls[calls["agent"] == a.agent]
         fills = res.fills
         entries = fills[fills["kind"] == "entry"]

@@ -93,6 +93,7 @@ class RoundWrite:
     fills: list[t.FillRow] = field(default_factory=list)
     equity: list[t.EquityRow] = field(default_factory=list)
     invalidations: dict[str, dict[str, str]] = field(default_factory=dict)  # agent -> symbol -> condition
+    breakers: list[t.BreakerRow] = field(default_factory=list)  # circuit-breaker state changes of this round
 
 
 # The statements of `commit_round`, built once: SQLAlchemy then reuses their cache keys and compiled forms.
@@ -189,6 +190,33 @@ class ArenaStore:
             row = s.get(t.HaltRow, "all")
             return None if row is None else HaltState(row.halted, row.reason, row.by, row.at_ns)
 
+    # -- circuit breakers (`arena_lib.arena.breakers`) --------------------------------------------------------
+    def latest_breakers(self, run_id: str) -> list[t.BreakerRow]:
+        """The latest breaker row of each scope of a run (its current state); scopes that never changed have none."""
+        b = t.BreakerRow
+        last = select(func.max(b.id)).where(b.run_id == run_id).group_by(b.agent).scalar_subquery()
+        with self.session() as s:
+            return list(s.scalars(select(b).where(b.run_id == run_id, b.id.in_(last)).order_by(b.id)))
+
+    def breakers_after(self, run_id: str, after_id: int) -> list[t.BreakerRow]:
+        """Breaker rows of a run newer than `after_id`, oldest first: a running job's poll for operator resets."""
+        b = t.BreakerRow
+        stmt = select(b).where(b.run_id == run_id, b.id > after_id).order_by(b.id)
+        with self.session() as s:
+            return list(s.scalars(stmt))
+
+    def add_breakers(self, rows: Sequence[t.BreakerRow]) -> None:
+        """Append breaker rows in one transaction (an operator's reset; rounds write theirs in `commit_round`)."""
+        with self.engine.begin() as conn:
+            _insert(conn, rows)
+
+    def equity_at(self, run_id: str, round_no: int) -> dict[str, float]:
+        """Every account's equity at one round's close (empty when that round was not committed)."""
+        e = t.EquityRow
+        stmt = select(e.agent, e.equity).where(e.run_id == run_id, e.round_no == round_no)
+        with self.engine.connect() as conn:
+            return {str(a): float(v) for a, v in conn.execute(stmt)}
+
     def set_status(self, run_id: str, status: str, message: str = "") -> None:
         with self.session() as s, s.begin():
             s.execute(update(t.RunRow).where(t.RunRow.run_id == run_id).values(status=status, message=message))
@@ -263,7 +291,7 @@ class ArenaStore:
             if new_prompts:
                 known = set(conn.execute(_KNOWN_PROMPTS, {"b_shas": [p.sha256 for p in new_prompts]}).scalars())
                 _insert(conn, [p for p in new_prompts if p.sha256 not in known])
-            for rows in (w.llm_calls, w.decisions, w.orders, w.fills, w.equity):
+            for rows in (w.llm_calls, w.decisions, w.orders, w.fills, w.equity, w.breakers):
                 _insert(conn, rows)
             if w.accounts:
                 conn.execute(_DELETE_POSITIONS, {**key, "b_agents": [acc.agent for acc in w.accounts]})

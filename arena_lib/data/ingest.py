@@ -2,8 +2,9 @@
 
 Why: a local copy of the exchange's history (``data/cache/`` by default) that grows incrementally, so downloads
 happen on a schedule rather than inside a backtest or a trading round. (The research notebooks and replay runs read
-the bundled sample, or ``ARENA_DATA_DIR``; reading this cache directly is not wired yet.) ``refresh_data`` fills it; the Prefect ``ingest`` flow calls the per-unit functions
-(``refresh_candles`` for one symbol/timeframe, ``refresh_funding`` for one symbol) so each unit retries on its own.
+the bundled sample, or ``ARENA_DATA_DIR``; reading this cache directly is not wired yet.) ``refresh_data`` fills
+it; the Prefect ``ingest`` flow calls the per-unit functions (``refresh_candles`` for one symbol/timeframe,
+``refresh_funding`` for one symbol) so each unit retries on its own.
 
 Two sources, chosen by the operator and never swapped behind their back:
 
