@@ -9,7 +9,6 @@ be read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ def _round_tripper(req: Request) -> Reply:
 
 
 @pytest.fixture(scope="session")
-def demo_store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def demo_store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     """SQLAlchemy URL of a store holding one completed replay run (see the module docstring)."""
     desk = Desk()
     desk.routes["scalper"] = buyer(target_pct=0.4, stop_pct=0.4, invalidation="BTC close below 1000")
@@ -57,7 +56,7 @@ def demo_store_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert server.errors == []
     assert report.status == "completed"
     store.engine.dispose()
-    yield url
+    return url
 
 
 @pytest.fixture
