@@ -12,7 +12,7 @@ export MPLCONFIGDIR := $(CURDIR)/.arena/matplotlib
 help:
 	@echo "make demo   - install (if needed) and run the offline baseline competition on the bundled sample"
 	@echo "make test   - install (if needed), lint, type-check and run the whole test suite"
-	@echo "make bench  - speed benchmarks: engine vs vectorbt/backtesting.py, arena rounds, features, models (one run)"
+	@echo "make bench  - speed benchmarks: engine vs peers, arena rounds, features, models, Dask sweep, monitor pages"
 	@echo "make sample - rebuild data/sample from ../shared/data"
 	@echo "make lab    - JupyterLab on notebooks/ (kernel 'Arena (Python 3.11)') on 127.0.0.1:8888"
 	@echo "make mlflow - the MLflow UI on the project's store (mlruns/mlflow.db) on 127.0.0.1:5000"
@@ -60,6 +60,9 @@ bench: venv
 	$(BIN)/python benchmarks/arena.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/models.py
+	$(BIN)/python benchmarks/sweep.py
+	$(BIN)/python benchmarks/monitor.py
+	$(BIN)/python benchmarks/monitor_store.py
 
 lab: venv
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=8888 --no-browser
