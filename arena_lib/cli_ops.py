@@ -108,7 +108,8 @@ def monitor_command(
         "false",
     ]
     _say(f"monitor on http://127.0.0.1:{port}")
-    raise typer.Exit(subprocess.call(cmd))
+    # From the app's folder, so Streamlit reads apps/monitor/.streamlit/config.toml (theme, no tracebacks shown).
+    raise typer.Exit(subprocess.call(cmd, cwd=app.parent))
 
 
 def register(app: typer.Typer) -> None:
