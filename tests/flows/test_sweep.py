@@ -1,0 +1,278 @@
+"""The `sweep` flow under Prefect's test harness, and the pure sweep functions it calls.
+
+The flows run on real Dask clusters of thread workers (in-process, so a test costs seconds, not worker start-ups);
+the process cluster that `run_sweep` starts by default is exercised by `tests/test_benchmarks_sweep_smoke.py`.
+Every cell is cross-checked against a direct `run_batch` of the same variant, window and costs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from arena_lib.agents.registry import make_agent
+from arena_lib.config import BacktestConfig, CostModel
+from arena_lib.engine.kernel import run_batch
+from arena_lib.replay import load_market
+from arena_lib.research.sweep import (
+    CELL_METRICS,
+    Window,
+    interleaved,
+    resolve_windows,
+    results_frame,
+    sweep_summary,
+    sweep_variants,
+    window_summary,
+)
+from tests.tool_homes import MLFLOW_ENV, reset_mlflow
+
+GRID = {"fast": [6, 12], "slow": [48, 96]}
+COSTS = {"fee_bps": 10.0, "slippage_bps": 5.0}
+
+
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A throwaway MLflow sqlite store (and ARENA_HOME), so sweep runs never reach the project's `mlruns/`."""
+    root = tmp_path_factory.mktemp("sweep-mlflow")
+    (root / "mlruns").mkdir()
+    uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        for name in MLFLOW_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("ARENA_HOME", str(root))
+        yield uri
+        reset_mlflow()
+
+
+def _direct_metrics(params: dict[str, Any], start: str, end: str) -> dict[str, float]:
+    """The same cell, run without the flow: load the window, build the agent, run the batch kernel."""
+    market = load_market(["BTC/USDT"], "1h", start, end)
+    config = BacktestConfig(symbols=("BTC/USDT",), timeframe="1h", costs=CostModel(**COSTS))
+    result = run_batch(make_agent("sma_cross", params), market, config)  # type: ignore[arg-type]
+    return {**result.metrics, "bars": market.n_bars, "fill_rejections": result.meta["fill_rejections"]}
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+# ---------------------------------------------------------------------------------------------------- the flow
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_rows_equal_direct_run_batch_and_land_in_mlflow(mlflow_store: str, tmp_path: Path) -> None:
+    from arena_lib import tracking
+    from flows.sweep import run_sweep
+
+    result = run_sweep(
+        "sma_cross",
+        GRID,
+        symbols=["BTC/USDT"],
+        windows=2,
+        start="2024-01-01",
+        end="2024-06-30",
+        costs=COSTS,
+        n_workers=2,
+        processes=False,
+        experiment="sweep-tests",
+    )
+    cells = result.cells
+    assert len(cells) == 4 * 2
+    assert list(cells["window"]) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert list(cells["variant"][:4]) == ["fast=6,slow=48", "fast=6,slow=96", "fast=12,slow=48", "fast=12,slow=96"]
+    assert result.tasks >= 2
+    assert cells["trades"].min() > 0, "every cell should trade in half a year of hourly bars"
+    # Consecutive windows of the range: they touch without overlapping and cover it.
+    assert cells["window_start"].iloc[0] == "2024-01-01T00:00:00+00:00"
+    assert cells["window_end"].iloc[-1] == "2024-06-30T00:00:00+00:00"
+    assert pd.Timestamp(cells["window_start"].iloc[4]) - pd.Timestamp(cells["window_end"].iloc[0]) == pd.Timedelta("1h")
+
+    for _, row in cells.iterrows():
+        direct = _direct_metrics({"fast": row["fast"], "slow": row["slow"]}, row["window_start"], row["window_end"])
+        mismatched = [k for k in CELL_METRICS if not _same(float(row[k]), float(direct[k]))]
+        assert not mismatched, (row["variant"], row["window"], mismatched)
+
+    # The per-window summary and the best variant follow from the cells.
+    windows = result.windows
+    for w, part in cells.groupby("window"):
+        assert windows.loc[w, "best_variant"] == part.loc[part["sharpe"].idxmax(), "variant"]
+    assert windows.loc[1, "oos_variant"] == windows.loc[0, "best_variant"]
+    chosen = cells[(cells["window"] == 1) & (cells["variant"] == windows.loc[0, "best_variant"])]
+    assert windows.loc[1, "oos_sharpe"] == chosen["sharpe"].iloc[0]
+    assert result.summary["wf_oos_sharpe_mean"] == windows.loc[1, "oos_sharpe"]
+    mean_sharpe = cells.groupby("variant")["sharpe"].mean()
+    assert result.best_variant == mean_sharpe.idxmax()
+    assert result.best_params == {k: int(v) for k, v in (p.split("=") for p in result.best_variant.split(","))}
+
+    # One MLflow run holds the inputs, the summary and the full table.
+    assert result.mlflow_run_id is not None
+    run = tracking.client().get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["agent"] == "sma_cross"
+    assert run.data.params["grid.fast"] == "[6, 12]"
+    assert run.data.params["windows"].startswith('[["2024-01-01T00:00:00+00:00"')
+    assert run.data.params["costs.fee_bps"] == "10.0"
+    assert run.data.tags["sweep.best_variant"] == result.best_variant
+    assert run.data.metrics["best_mean_sharpe"] == pytest.approx(mean_sharpe.max())
+    assert run.data.metrics["cells"] == 8
+    local = tracking.client().download_artifacts(result.mlflow_run_id, "sweep_results.csv", str(tmp_path))
+    logged = pd.read_csv(local, index_col=0)
+    assert len(logged) == 8
+    assert np.allclose(logged["sharpe"].to_numpy(), cells["sharpe"].to_numpy(), rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_sweep_submits_to_the_scheduler_named_by_arena_dask_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    from distributed import LocalCluster
+
+    from flows.sweep import run_sweep
+
+    windows = [["2024-03-01", "2024-03-20"], ["2024-05-01", "2024-05-25"], ["2024-02-01", "2024-02-15"]]
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+        monkeypatch.setenv("ARENA_DASK_ADDRESS", cluster.scheduler_address)
+        grid = {"fast": [4, 8]}
+        result = run_sweep("sma_cross", grid, windows=windows, base_params={"slow": 24}, cells_per_task=1, track=False)
+        ran = {key for key in cluster.scheduler.task_prefixes}
+    assert any("sweep_cells_task" in key for key in ran), ran
+    assert result.tasks == 2 * 3  # one cell per task, as asked
+    assert len(result.cells) == 6
+    assert set(result.cells["slow"]) == {24}
+    assert result.mlflow_run_id is None
+    # Windows keep the given order; the third starts before the second ends, so it has no out-of-sample score.
+    assert list(result.windows["window_start"].str[:10]) == ["2024-03-01", "2024-05-01", "2024-02-01"]
+    assert not math.isnan(result.windows.loc[1, "oos_sharpe"])
+    assert math.isnan(result.windows.loc[2, "oos_sharpe"])
+    assert math.isnan(result.windows.loc[0, "oos_sharpe"])
+
+
+@pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.parametrize(
+    ("agent", "grid", "extra", "message"),
+    [
+        ("no_such_agent", GRID, {}, "unknown agent 'no_such_agent'"),
+        ("sma_cross", {}, {}, "grid is empty"),
+        ("sma_cross", {"fast": []}, {}, "have no values"),
+        ("sma_cross", {"fast": [6], "speed": [1, 2]}, {}, "unknown parameter(s) ['speed']"),
+        ("sma_cross", {"fast": [6, 60], "slow": [48]}, {}, "1 of 2 grid variants are invalid"),
+        ("sma_cross", GRID, {"windows": [["2021-01-01", "2021-03-01"]]}, "outside the sample"),
+        ("sma_cross", GRID, {"windows": 2, "end": "2030-01-01"}, "outside the sample"),
+        ("sma_cross", GRID, {"windows": [["2024-03-01", "2024-02-01"]]}, "must be before end"),
+        ("sma_cross", GRID, {"costs": {"fee_bsp": 3.0}}, "fee_bsp"),
+    ],
+)
+def test_bad_input_fails_before_any_task_is_submitted(
+    agent: str, grid: dict[str, list[Any]], extra: dict[str, Any], message: str
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.sweep import local_task_runner, sweep
+
+    kwargs = {"windows": 2, "start": "2024-01-01", "end": "2024-02-01", "track": False, **extra}
+    if isinstance(kwargs["windows"], list):
+        kwargs.pop("start"), kwargs.pop("end")
+    flow = sweep.with_options(task_runner=local_task_runner(1, processes=False))  # type: ignore[arg-type]
+    state = flow(agent, grid, return_state=True, **kwargs)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, Exception)
+    assert message in str(error)
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    assert task_runs == []
+
+
+def test_task_runner_reads_its_configuration_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.sweep import sweep_task_runner
+
+    monkeypatch.delenv("ARENA_DASK_ADDRESS", raising=False)
+    monkeypatch.setenv("ARENA_DASK_WORKERS", "3")
+    local = sweep_task_runner()
+    assert local.address is None
+    assert local.cluster_kwargs == {"n_workers": 3, "threads_per_worker": 1, "processes": True}
+    assert sweep_task_runner(n_workers=1, processes=False).cluster_kwargs["processes"] is False
+    monkeypatch.setenv("ARENA_DASK_ADDRESS", "tcp://scheduler:8786")
+    assert sweep_task_runner().address == "tcp://scheduler:8786"
+    assert sweep_task_runner(address="tcp://other:8786").address == "tcp://other:8786"
+    with pytest.raises(ValueError, match="must look like tcp://host:8786"):
+        sweep_task_runner(address="scheduler:8786")
+    monkeypatch.delenv("ARENA_DASK_ADDRESS")
+    monkeypatch.setenv("ARENA_DASK_WORKERS", "two")
+    with pytest.raises(ValueError, match="ARENA_DASK_WORKERS='two'"):
+        sweep_task_runner()
+
+
+# ---------------------------------------------------------------------------------------------------- pure parts
+def test_consecutive_windows_split_the_range_into_equal_bar_counts() -> None:
+    coverage = load_market(["BTC/USDT"], "1h")
+    windows = resolve_windows(3, coverage, "2024-01-01", "2024-01-10 23:00")
+    assert [w.index for w in windows] == [0, 1, 2]
+    assert windows[0].start == pd.Timestamp("2024-01-01", tz="UTC")
+    assert windows[-1].end == pd.Timestamp("2024-01-10 23:00", tz="UTC")
+    bars = [load_market(["BTC/USDT"], "1h", *w.bounds()).n_bars for w in windows]
+    assert bars == [80, 80, 80]
+    for a, b in itertools.pairwise(windows):
+        assert b.start - a.end == pd.Timedelta("1h")
+    with pytest.raises(ValueError, match="into 200 windows"):
+        resolve_windows(200, coverage, "2024-01-01", "2024-01-10")
+    with pytest.raises(ValueError, match="leave them out"):
+        resolve_windows([["2024-01-01", "2024-02-01"]], coverage, start="2024-01-01")
+    with pytest.raises(ValueError, match=r"\[start, end\] pair"):
+        resolve_windows([["2024-01-01"]], coverage)
+    with pytest.raises(TypeError, match="count or a list"):
+        resolve_windows("4", coverage)
+
+
+def test_variants_are_validated_and_labelled_in_grid_order() -> None:
+    v = sweep_variants("sma_cross", {"fast": ["6", 12]}, {"slow": 48, "allow_short": True})
+    assert v.labels == ["fast=6", "fast=12"]
+    assert v.params == [{"slow": 48, "allow_short": True, "fast": "6"}, {"slow": 48, "allow_short": True, "fast": 12}]
+    with pytest.raises(ValueError, match="not a list for \\['fast'\\]"):
+        sweep_variants("sma_cross", {"fast": "612"})
+    with pytest.raises(ValueError, match="repeats a value"):
+        sweep_variants("sma_cross", {"fast": [6, 6]})
+    with pytest.raises(ValueError, match="is not a valid int"):
+        sweep_variants("sma_cross", {"fast": ["six"]})
+
+
+def test_interleaved_chunks_cover_every_item_once() -> None:
+    assert interleaved(7, 3) == [[0, 3, 6], [1, 4], [2, 5]]
+    assert interleaved(2, 5) == [[0], [1]]
+    assert sorted(i for c in interleaved(100, 8) for i in c) == list(range(100))
+    with pytest.raises(ValueError):
+        interleaved(0, 2)
+
+
+def test_summary_picks_the_best_mean_sharpe_and_scores_the_walk_forward_choice() -> None:
+    def row(w: int, variant: str, sharpe: float, ret: float) -> dict[str, Any]:
+        start = pd.Timestamp("2024-01-01", tz="UTC") + pd.Timedelta(days=10 * w)
+        end = start + pd.Timedelta(days=9)
+        where = {"window": w, "window_start": start.isoformat(), "window_end": end.isoformat(), "variant": variant}
+        metrics = {"sharpe": sharpe, "total_return": ret, "max_drawdown": -0.1, "trades": 3.0, "bars": 240.0}
+        return {**where, **metrics, "fill_rejections": 0.0}
+
+    rows = [row(0, "a", 2.0, 0.1), row(0, "b", 1.0, 0.05), row(1, "a", -1.0, -0.1), row(1, "b", 0.5, 0.02)]
+    rows += [row(2, "a", float("nan"), 0.0), row(2, "b", 3.0, 0.2)]
+    cells = results_frame(list(reversed(rows)), ["a", "b"])
+    assert list(zip(cells["window"], cells["variant"], strict=True)) == [(w, v) for w in range(3) for v in "ab"]
+    windows = window_summary(cells)
+    assert list(windows["best_variant"]) == ["a", "b", "b"]  # NaN ranks last
+    assert list(windows["oos_variant"][1:]) == ["a", "b"]
+    assert windows["oos_sharpe"].tolist()[1:] == [-1.0, 3.0]
+    best, summary = sweep_summary(cells, windows)
+    assert best == "b"  # a's mean Sharpe is NaN-skipping mean 0.5 < b's 1.5
+    assert summary["best_mean_sharpe"] == pytest.approx(1.5)
+    assert summary["wf_oos_sharpe_mean"] == pytest.approx(1.0)
+    assert summary["wf_oos_total_return"] == pytest.approx((1 - 0.1) * (1 + 0.2) - 1)
+    assert Window(0, pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")).bounds() == (
+        "2024-01-01T00:00:00+00:00",
+        "2024-01-02T00:00:00+00:00",
+    )
