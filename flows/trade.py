@@ -28,14 +28,9 @@ TradeMode = Literal["paper", "replay", "live"]
 @task(name="fetch-latest-bars", retries=3, retry_delay_seconds=[5, 30, 120])
 def fetch_latest_bars(config: ArenaConfig, exchange_url: str | None = None) -> MarketData:
     """The latest closed bars of the config's symbols through ccxt (the forming bar is never included)."""
-    from arena_lib.arena.paper import CcxtPaperFeed
-    from arena_lib.data.ccxt_source import api_urls_for_host, make_exchange
+    from arena_lib.arena.paper import paper_feed
 
-    exchange_id = config.rounds.exchange
-    urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
-    exchange = make_exchange(exchange_id, urls, options={"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}})
-    feed = CcxtPaperFeed(exchange, config.market.symbols, config.market.timeframe, config.rounds.history_bars)
-    return feed.market()
+    return paper_feed(config, exchange_url).market()
 
 
 @task(name="play-new-bars")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.rounds import ArenaRunner, RoundOutcome
 from arena_lib.clock import Clock, WallClock
 from arena_lib.data.ccxt_source import fetch_ohlcv
@@ -53,6 +54,14 @@ class CcxtPaperFeed:
             check_ohlcv(frame, self.timeframe).raise_if_failed(f"{sym} {self.timeframe} (live)")
             frames[sym] = frame
         return MarketData.from_frames(frames, self.timeframe, {})
+
+
+def paper_feed(config: ArenaConfig, exchange_url: str | None = None) -> CcxtPaperFeed:
+    """The config's live candle feed: its exchange's spot markets only (`ingest.make_candle_exchange`)."""
+    from arena_lib.data.ingest import make_candle_exchange
+
+    exchange = make_candle_exchange(config.rounds.exchange, exchange_url)
+    return CcxtPaperFeed(exchange, config.market.symbols, config.market.timeframe, config.rounds.history_bars)
 
 
 def run_paper(

@@ -285,14 +285,9 @@ def start_paper_run(
     env: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Paper-trade the config's agents on live ccxt candles (simulated fills) until `rounds` or a stop."""
-    from arena_lib.arena.paper import CcxtPaperFeed, run_paper
-    from arena_lib.data.ccxt_source import api_urls_for_host, make_exchange
+    from arena_lib.arena.paper import paper_feed, run_paper
 
-    exchange_id = config.rounds.exchange
-    urls = api_urls_for_host(exchange_id, exchange_url) if exchange_url else None
-    spot_only = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}  # candles only; no futures endpoints
-    exchange = make_exchange(exchange_id, urls, options=spot_only)
-    feed = CcxtPaperFeed(exchange, config.market.symbols, config.market.timeframe, config.rounds.history_bars)
+    feed = paper_feed(config, exchange_url)
     market = feed.market()
     with local_llm_servers(config, cache_mode) as (served, unavailable):
         roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
