@@ -1,18 +1,20 @@
 """`sweep`: a parameter grid backtested over several windows, spread over a Dask cluster by prefect-dask.
 
 Every (variant, window) cell is scored by `arena_lib.research.sweep.evaluate_cells` on the engine with the
-configured costs; cells are grouped into tasks (about four per worker slot, one window per task) so that Prefect's
-per-task bookkeeping stays small next to the compute. Inputs are checked and every window's bars are loaded in the
-flow before any task is submitted: a bad agent, grid, parameter or window fails the run before a cluster starts.
-The results (one row per cell, a per-window summary, the best variant) are returned and logged to MLflow in one
-run from the flow's own process, so workers never need MLflow.
+configured costs; cells are dealt into one task per worker slot (`plan_tasks`: tasks of about equal cost, each with
+a share of every window), because each Prefect task costs its worker about 0.1 s of CPU. Inputs are checked and
+every window's bars are loaded in the flow before any task is submitted: a bad agent, grid, parameter or window
+fails the run before a cluster starts. The results (one row per cell, a per-window summary, the best variant) are
+returned and logged to MLflow in one run from the flow's own process, so workers never need MLflow.
 
 Where the tasks run is configuration, read when `run_sweep` is called (not at import):
 
-- default: a `distributed.LocalCluster` started for the run with one single-threaded worker *process* per core
-  (`ARENA_DASK_WORKERS` or `n_workers` to change). Processes, not threads: a cell spends most of its time in
-  pandas and Python (the metrics, the fill table), which hold the GIL, so threads gave no speedup here
-  (`benchmarks/sweep.py`). Each worker process starts in a few seconds (imports), paid once per run.
+- default: a `distributed.LocalCluster` with one single-threaded worker *process* per core (`ARENA_DASK_WORKERS`
+  or `n_workers` to change). Processes, not threads: a cell spends most of its time in pandas and Python (the
+  metrics, the fill table), which hold the GIL, so threads gave no speedup here (`benchmarks/sweep.py`). Each
+  worker process takes a few seconds to start (imports), so `run_sweep` starts the cluster on its first call and
+  keeps it for the next ones in the same process (a notebook's sweeps), until `close_local_clusters()` or exit;
+  `reuse_cluster=False`, or calling the `sweep` flow itself (as a deployment does), starts one per run.
   Its workers are pointed at the flow's own Prefect API, so they never start a temporary server of their own.
 - remote: `ARENA_DASK_ADDRESS=tcp://scheduler:8786` (or `address=`) submits to a running Dask scheduler instead.
   Its workers need this project installed (the same commit, so `arena_lib` and `flows` import), and the flow
@@ -30,6 +32,7 @@ Where the tasks run is configuration, read when `run_sweep` is called (not at im
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import os
@@ -38,6 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask
 import pandas as pd
 from distributed import LocalCluster
 from prefect import flow, get_run_logger, task
@@ -49,9 +53,10 @@ from arena_lib.config import BacktestConfig, CostModel
 from arena_lib.data.market import MarketData
 from arena_lib.replay import load_market
 from arena_lib.research.sweep import (
+    CellGroup,
     Window,
-    evaluate_cells,
-    interleaved,
+    evaluate_groups,
+    plan_tasks,
     resolve_windows,
     results_frame,
     sweep_summary,
@@ -61,7 +66,17 @@ from arena_lib.research.sweep import (
 
 ADDRESS_ENV = "ARENA_DASK_ADDRESS"
 WORKERS_ENV = "ARENA_DASK_WORKERS"
-TASKS_PER_SLOT = 4
+WORKER_CONFIG: dict[str, Any] = {
+    # Dask pins glibc's trim threshold so that workers hand memory back to the OS sooner; that also turns off
+    # glibc's adaptive mmap threshold, and a cell's many short-lived pandas arrays then cost about 10% more.
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # The statistical profiler samples the running task's stack every 10 ms and needs the GIL the cell is using.
+    "distributed.worker.profile.enabled": False,
+}
+"""Dask settings for the workers of a sweep's local cluster: together about 15% less CPU per cell (measured as for
+`benchmarks/sweep.py`). Give a remote cluster's workers the same, e.g.
+`DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` in their environment."""
+TASKS_PER_SLOT = 1
 """Tasks per worker thread: enough to even out unequal cells, few enough that per-task overhead stays small."""
 EXPERIMENT = "sweeps"
 
@@ -89,7 +104,8 @@ def local_cluster(**kwargs: Any) -> LocalCluster:
     kwargs.setdefault("dashboard_address", ":0")  # any free port: a fixed 8787 collides on a shared machine
     if kwargs.get("processes", True):
         kwargs["env"] = {"PREFECT_API_URL": prefect_api_url(), **(kwargs.get("env") or {})}
-    return LocalCluster(**kwargs)
+    with dask.config.set(WORKER_CONFIG):  # read by each worker's nanny as the cluster starts them
+        return LocalCluster(**kwargs)
 
 
 def default_workers() -> int:
@@ -127,6 +143,35 @@ def local_task_runner(n_workers: int, processes: bool = True) -> DaskTaskRunner:
     )
 
 
+_SHARED: dict[tuple[int, bool, str], LocalCluster] = {}
+
+
+def shared_local_cluster(n_workers: int, processes: bool = True) -> LocalCluster:
+    """A `local_cluster` of `n_workers` single-threaded workers, started on first use and kept for this process.
+
+    Kept per Prefect API as well: workers report to the API they were started with, so a new temporary server (a
+    test harness, say) gets a new cluster and the old one is closed.
+    """
+    if n_workers < 1:
+        raise ValueError(f"n_workers must be at least 1, got {n_workers}")
+    api = prefect_api_url() if processes else ""
+    for key, cluster in list(_SHARED.items()):
+        if (key[2] != api and key[1]) or cluster.status.name not in ("created", "running"):
+            _SHARED.pop(key).close()
+    key = (n_workers, processes, api)
+    if key not in _SHARED:
+        if not _SHARED:
+            atexit.register(close_local_clusters)
+        _SHARED[key] = local_cluster(n_workers=n_workers, threads_per_worker=1, processes=processes)
+    return _SHARED[key]
+
+
+def close_local_clusters() -> None:
+    """Stop the clusters `run_sweep` kept (their worker processes exit); the next sweep starts a new one."""
+    while _SHARED:
+        _SHARED.popitem()[1].close()
+
+
 def _worker_slots() -> int:
     """Threads across the run's Dask workers (this starts the local cluster); 1 for a non-Dask runner."""
     ctx = FlowRunContext.get()
@@ -137,18 +182,10 @@ def _worker_slots() -> int:
 
 
 # ---------------------------------------------------------------------------------------------------- the flow
-@task(name="sweep-cells", cache_policy=NO_CACHE, persist_result=False, task_run_name="window{window.index}-part{part}")
-def sweep_cells_task(
-    agent: str,
-    params: list[dict[str, Any]],
-    labels: list[str],
-    window: Window,
-    market: MarketData,
-    config: BacktestConfig,
-    part: int,
-) -> list[dict[str, Any]]:
-    """Score a chunk of variants on one window (runs on a Dask worker); `part` only names the task run."""
-    return evaluate_cells(agent, params, labels, window, market, config)
+@task(name="sweep-cells", cache_policy=NO_CACHE, persist_result=False, task_run_name="part{part}")
+def sweep_cells_task(agent: str, groups: list[CellGroup], config: BacktestConfig, part: int) -> list[dict[str, Any]]:
+    """Score one task's cells, which may span windows (runs on a Dask worker); `part` only names the task run."""
+    return evaluate_groups(agent, groups, config)
 
 
 @dataclass(frozen=True)
@@ -209,13 +246,11 @@ def sweep(
     slots = _worker_slots()
     t_cluster = time.perf_counter()
     n_cells = len(variants.params) * len(cuts)
-    size = cells_per_task or max(1, math.ceil(n_cells / (TASKS_PER_SLOT * slots)))
-    chunks = interleaved(len(variants.params), math.ceil(len(variants.params) / size))
-    futures = []
-    for w, market in zip(cuts, markets, strict=True):
-        for part, idx in enumerate(chunks):
-            params, labels = [variants.params[i] for i in idx], [variants.labels[i] for i in idx]
-            futures.append(sweep_cells_task.submit(agent, params, labels, w, market, config, part))
+    n_tasks = math.ceil(n_cells / cells_per_task) if cells_per_task else TASKS_PER_SLOT * slots
+    plan = plan_tasks(variants, cuts, markets, n_tasks)
+    # Each task carries its windows' bars (workers need no data files): tens of MB per task, which Dask warns of.
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1GB"}):
+        futures = [sweep_cells_task.submit(agent, groups, config, part) for part, groups in enumerate(plan)]
     log.info(
         "%d cells (%d variants x %d windows) in %d tasks on %d worker slots",
         *(n_cells, len(variants.params), len(cuts), len(futures), slots),
@@ -297,9 +332,19 @@ def run_sweep(
     address: str | None = None,
     n_workers: int | None = None,
     processes: bool = True,
+    reuse_cluster: bool = True,
     **kwargs: Any,
 ) -> SweepResult:
-    """Run the `sweep` flow on the task runner configured now (`sweep_task_runner`); `kwargs` go to the flow."""
-    runner = sweep_task_runner(address, n_workers, processes)
+    """Run the `sweep` flow on the task runner configured now; `kwargs` go to the flow.
+
+    A scheduler `address` (or `ARENA_DASK_ADDRESS`) wins; otherwise a local cluster of `n_workers` (default
+    `default_workers()`) that is kept for this process's next sweeps (`shared_local_cluster`), or with
+    `reuse_cluster=False` one started and stopped by this run (`sweep_task_runner`).
+    """
+    if reuse_cluster and not (address or os.environ.get(ADDRESS_ENV, "").strip()):
+        cluster = shared_local_cluster(default_workers() if n_workers is None else n_workers, processes)
+        runner = DaskTaskRunner(address=cluster.scheduler_address)
+    else:
+        runner = sweep_task_runner(address, n_workers, processes)
     configured = sweep.with_options(task_runner=runner)  # type: ignore[arg-type]  # see the @flow above
     return configured(agent, {k: list(v) for k, v in grid.items()}, **kwargs)

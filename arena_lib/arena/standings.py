@@ -78,7 +78,7 @@ def results_from_store(store: ArenaStore, run_id: str) -> dict[str, BacktestResu
         out[a.agent] = BacktestResult(
             agent=a.agent,
             equity=pd.Series(e["equity"].to_numpy(np.float64), index=idx, name=a.agent),
-            fills=f[[*FILL_COLUMNS, "round_no"]],
+            fills=f[[*FILL_COLUMNS, "round_no", "leverage"]],
             exposure=pd.Series(e["gross_exposure"].to_numpy(np.float64), index=idx, name="gross_exposure"),
             initial_cash=a.initial_cash,
             meta={"run_id": run_id, "kind": a.kind, "model": a.model},
@@ -165,9 +165,7 @@ def arena_leaderboard(store: ArenaStore, run_id: str, flip_flop_bars: int | None
                 "hold_pct": _share(dec["action"], "hold"),
                 "long_pct": _share(dec["action"], "enter_long"),
                 "short_pct": _share(dec["action"], "enter_short"),
-                "avg_leverage": float(entries["leverage"].mean())
-                if len(entries) and "leverage" in entries
-                else math.nan,
+                "avg_leverage": float(entries["leverage"].mean()) if len(entries) else math.nan,
                 "avg_confidence": float(dec["confidence"].astype(float).mean())
                 if dec["confidence"].notna().any()
                 else math.nan,

@@ -282,7 +282,7 @@ def leaderboard(
     cover the period's last `latency_rounds` rounds (None: all), a bounded fetch of one number per agent-turn; the
     periods-per-year of the Sharpe uses the median spacing of the period's first 1,001 bar closes; above
     `curve_rows` rounds the Sharpe and drawdown use every k-th round (see `_curve_stats`); `avg_leverage` is the
-    mean leverage of entry fills (the pandas standings drop that column before averaging, so show NaN);
+    mean leverage of entry fills, as in the pandas standings;
     `flip_flops=False` leaves that column NaN and saves about half of the trade pairing's cost.
 
     Cost: every fill, decision and equity row of the period is visited once or a few times in the database

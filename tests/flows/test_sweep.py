@@ -24,7 +24,8 @@ from arena_lib.replay import load_market
 from arena_lib.research.sweep import (
     CELL_METRICS,
     Window,
-    interleaved,
+    dealt_chunks,
+    plan_tasks,
     resolve_windows,
     results_frame,
     sweep_summary,
@@ -50,6 +51,15 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         mp.setenv("ARENA_HOME", str(root))
         yield uri
         reset_mlflow()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_kept_clusters() -> Iterator[None]:
+    """Stop the clusters `run_sweep` keeps before pytest closes the log streams their shutdown writes to."""
+    from flows.sweep import close_local_clusters
+
+    yield
+    close_local_clusters()
 
 
 def _direct_metrics(params: dict[str, Any], start: str, end: str) -> dict[str, float]:
@@ -125,6 +135,30 @@ def test_sweep_rows_equal_direct_run_batch_and_land_in_mlflow(mlflow_store: str,
     logged = pd.read_csv(local, index_col=0)
     assert len(logged) == 8
     assert np.allclose(logged["sharpe"].to_numpy(), cells["sharpe"].to_numpy(), rtol=1e-12, equal_nan=True)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_run_sweep_keeps_its_local_cluster_for_the_next_sweep(mlflow_store: str) -> None:
+    from flows import sweep as sweep_module
+
+    sweep_module.close_local_clusters()
+    small = {"symbols": ["BTC/USDT"], "windows": 1, "start": "2024-01-01", "end": "2024-01-10", "track": False}
+    first = sweep_module.run_sweep("sma_cross", GRID, n_workers=2, processes=False, **small)
+    kept = dict(sweep_module._SHARED)
+    assert len(kept) == 1
+    assert next(iter(kept))[:2] == (2, False)
+    second = sweep_module.run_sweep("sma_cross", GRID, n_workers=2, processes=False, **small)
+    assert kept == sweep_module._SHARED  # the same cluster served the second sweep
+    assert second.cells.equals(first.cells)
+    once = sweep_module.run_sweep("sma_cross", GRID, n_workers=1, processes=False, reuse_cluster=False, **small)
+    assert once.cells.equals(first.cells)
+    assert kept == sweep_module._SHARED  # a per-run cluster is not kept
+    cluster = next(iter(kept.values()))
+    sweep_module.close_local_clusters()
+    assert sweep_module._SHARED == {}
+    assert cluster.status.name == "closed"
+    with pytest.raises(ValueError, match="n_workers must be at least 1"):
+        sweep_module.shared_local_cluster(0)
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -243,12 +277,54 @@ def test_variants_are_validated_and_labelled_in_grid_order() -> None:
         sweep_variants("sma_cross", {"fast": ["six"]})
 
 
-def test_interleaved_chunks_cover_every_item_once() -> None:
-    assert interleaved(7, 3) == [[0, 3, 6], [1, 4], [2, 5]]
-    assert interleaved(2, 5) == [[0], [1]]
-    assert sorted(i for c in interleaved(100, 8) for i in c) == list(range(100))
+def test_dealt_chunks_cover_every_item_once_back_and_forth() -> None:
+    assert dealt_chunks(7, 3) == [[0, 5, 6], [1, 4], [2, 3]]
+    assert dealt_chunks(2, 5) == [[0], [1]]
+    for n_items, n_chunks in [(7, 3), (2, 5), (100, 8), (1, 1)]:
+        chunks = dealt_chunks(n_items, n_chunks)
+        assert len(chunks) == min(n_items, n_chunks)
+        assert sorted(i for c in chunks for i in c) == list(range(n_items))
+        assert all(c == sorted(c) and c for c in chunks)
+        assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
     with pytest.raises(ValueError):
-        interleaved(0, 2)
+        dealt_chunks(0, 2)
+
+
+def test_a_plan_deals_every_cell_once_and_carries_only_the_bars_its_tasks_use() -> None:
+    coverage = load_market(["BTC/USDT"], "1h")
+    windows = resolve_windows(3, coverage, "2024-01-01", "2024-01-06 23:00")
+    markets = [load_market(["BTC/USDT"], "1h", *w.bounds()) for w in windows]
+    variants = sweep_variants("sma_cross", {"fast": [4, 6, 8, 12, 16], "slow": [48, 96]})  # 10 variants
+    for n_tasks in (1, 2, 4, 30, 100):
+        plan = plan_tasks(variants, windows, markets, n_tasks)
+        assert len(plan) == min(n_tasks, 30)
+        cells = [(g.window.index, label) for groups in plan for g in groups for label in g.labels]
+        assert sorted(cells) == sorted(itertools.product(range(3), variants.labels))  # every cell exactly once
+        for groups in plan:
+            assert len({g.window.index for g in groups}) == len(groups)  # one group per window touched
+            for g in groups:
+                assert g.market is markets[g.window.index]
+                assert g.params == [variants.params[variants.labels.index(label)] for label in g.labels]
+        sizes = [sum(len(g.labels) for g in groups) for groups in plan]
+        assert max(sizes) - min(sizes) <= 1
+    two = plan_tasks(variants, windows, markets, 2)
+    assert all(len(groups) == 3 for groups in two)  # with few tasks, each gets a share of every window
+    assert all(len(g.labels) == 5 for groups in two for g in groups)
+    with pytest.raises(ValueError, match="3 windows but 2 markets"):
+        plan_tasks(variants, windows, markets[:2], 2)
+
+
+@pytest.mark.parametrize("n_chunks", [2, 3, 4, 8])
+def test_dealt_chunks_balance_a_grid_whose_cost_alternates(n_chunks: int) -> None:
+    # The benchmark's grid ends in allow_short=[False, True]: every other variant costs ~35% more, and short
+    # averages cost more than long ones. A plain round-robin into an even number of chunks puts all the dear
+    # variants together; dealing back and forth must not.
+    cost = np.tile([1.0, 1.35], 100) * np.repeat(np.linspace(2.0, 1.0, 10), 20)
+    sums = [cost[c].sum() for c in dealt_chunks(len(cost), n_chunks)]
+    assert max(sums) / min(sums) < 1.03
+    plain = [cost[k::n_chunks].sum() for k in range(n_chunks)]
+    if n_chunks % 2 == 0:
+        assert max(plain) / min(plain) > 1.2  # the straggler this avoids
 
 
 def test_summary_picks_the_best_mean_sharpe_and_scores_the_walk_forward_choice() -> None:

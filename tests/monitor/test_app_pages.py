@@ -92,6 +92,7 @@ def test_leaderboard_leads_with_the_race_and_headlines(demo_store_url: str, monk
     assert set(boards[0]["agent"]) == DEMO_AGENTS
     assert list(boards[0]["rank"]) == list(range(1, 7))
     assert boards[2]["invalid_output_rate"].notna().sum() == 2  # only the two LLM agents were called
+    assert {df.proto.placeholder for df in at.dataframe} == {"\u2013"}  # undefined cells show a dash, not "None"
     caption = texts(at)
     assert "period: whole run" in caption
     assert "UTC" in caption

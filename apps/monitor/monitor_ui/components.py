@@ -16,6 +16,8 @@ import streamlit as st
 
 QUOTE = "USDT"
 """The quote currency of the arena's accounts (the sample and the default configs trade */USDT pairs)."""
+MISSING = "\u2013"
+"""How a table shows a value that is undefined (NaN or None): an en dash."""
 EMPTY_STORE_HINT = (
     "No runs yet: run `make demo` to replay the demo arena into this store, or start one with "
     "`arena run --config configs/arena.demo.yaml`. This page fills in as soon as a run commits its first round."
@@ -121,7 +123,11 @@ def text_col(label: str, help: str | None = None, width: str | None = None) -> A
 def table(
     frame: pd.DataFrame, config: Mapping[str, Any], *, height: int | str = "auto", key: str | None = None
 ) -> None:
-    """A read-only table showing only the configured columns, in their order, without the index."""
+    """A read-only table showing only the configured columns, in their order, without the index.
+
+    An undefined value (a win rate with no closed trade, a latency with no model call) shows as an en dash, not as
+    Streamlit's default "None", which reads as a broken page to a stakeholder.
+    """
     columns = [c for c in config if c in frame.columns]
     shown = frame[columns].copy()
     resolved: dict[str, Any] = {}
@@ -138,6 +144,7 @@ def table(
         column_config=resolved,
         hide_index=True,
         height=height,  # type: ignore[arg-type]
+        placeholder=MISSING,
         key=key,
     )
 
