@@ -229,7 +229,7 @@ def bench(sizes: dict[str, Any], repeats: int, kinds: tuple[str, ...] = DEFAULT_
     print(f"  {len(reference)} cells: {[round(t, 2) for t in serial_all]} s", flush=True)
 
     base = {"agent": AGENT, "grid": sizes["grid"], **_sweep_kwargs(sizes)}
-    small = {"windows": 2, "start": "2024-01-01", "end": "2024-01-31", "cells_per_task": 1}
+    small = {**TINY, "windows": 2, "end": "2024-01-05", "cells_per_task": 1}  # two one-cell tasks: one per worker
     t0 = time.perf_counter()
     run_sweep(**{**base, **small, "n_workers": 1, "processes": False})
     warmup_flow_s = time.perf_counter() - t0  # Prefect's temporary server starts here

@@ -77,7 +77,9 @@ WORKER_CONFIG: dict[str, Any] = {
 `benchmarks/sweep.py`). Give a remote cluster's workers the same, e.g.
 `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` in their environment."""
 TASKS_PER_SLOT = 1
-"""Tasks per worker thread: enough to even out unequal cells, few enough that per-task overhead stays small."""
+"""Tasks per worker thread. One: `plan_tasks` already deals the cells into tasks of about equal cost, and every
+further task costs its worker about 0.1 s of CPU (a new Prefect API client and settings per task run). More would
+only help workers of unequal speed."""
 EXPERIMENT = "sweeps"
 
 

@@ -3,7 +3,7 @@
 A sweep is every combination of a parameter grid (a *variant*) backtested in every window: one *cell* is one
 (variant, window) pair and gives one row of metrics. Why here and not in the flow: validating the inputs, cutting
 windows, scoring a cell and ranking the variants are plain functions of data, so a notebook can run them without
-Prefect, the flow stays thin, and a Dask worker only needs `evaluate_cells` and what it imports.
+Prefect, the flow stays thin, and a Dask worker only needs `evaluate_groups` and what it imports.
 
 Every cell runs on Arena's own engine with the config's costs (`validation.run_variants`: the numba batch kernel for
 agents with `decide_batch`, the step loop otherwise), so a cell's metrics are exactly those of a direct `run_batch`.
