@@ -34,10 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BACKOFF_S = 60.0
-_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
+URL_HOST = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+")
+"""The scheme and host of a URL (``https://api.binance.com``), as ccxt's API URLs start."""
 
 
-def _to_ms(value: TimeLike, name: str) -> int:
+def to_epoch_ms(value: TimeLike, name: str) -> int:
+    """``value`` (any `TimeLike`; ``name`` labels its error) as integer epoch milliseconds, as ccxt takes times."""
     return int(to_utc_timestamp(value, name).value) // 1_000_000
 
 
@@ -53,7 +55,7 @@ def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
 
 def _rewrite_hosts(node: Any, base_url: str) -> Any:
     if isinstance(node, str):
-        return _HOST.sub(base_url.rstrip("/"), node, count=1)
+        return URL_HOST.sub(base_url.rstrip("/"), node, count=1)
     if isinstance(node, dict):
         return {k: _rewrite_hosts(v, base_url) for k, v in node.items()}
     return node
@@ -89,7 +91,7 @@ def make_exchange(exchange_id: str, urls_override: dict[str, Any] | None = None,
     return exchange
 
 
-def _with_retries(
+def with_retries(
     call: Callable[[], T], what: str, max_retries: int, backoff_s: float, sleep: Callable[[float], None]
 ) -> T:
     """Run ``call``; retry ccxt network errors with exponential backoff, translate exchange errors."""
@@ -148,8 +150,8 @@ def fetch_ohlcv(
     if limit < 1 or max_retries < 0 or backoff_s < 0:
         raise ValueError(f"need limit >= 1, max_retries >= 0, backoff_s >= 0; got {limit}, {max_retries}, {backoff_s}")
     step = timeframe_to_ns(timeframe) // 1_000_000
-    start = _to_ms(since, "since")
-    stop = _to_ms(until, "until") if until is not None else None
+    start = to_epoch_ms(since, "since")
+    stop = to_epoch_ms(until, "until") if until is not None else None
     now = int(now_ms if now_ms is not None else exchange.milliseconds())
     what = f"{exchange.id} {symbol} {timeframe}"
     if not getattr(exchange, "enableRateLimit", True):
@@ -167,7 +169,7 @@ def fetch_ohlcv(
         request = functools.partial(
             exchange.fetch_ohlcv, symbol, timeframe, since=page_since, limit=limit, params=dict(params)
         )
-        batch: list[list[Any]] = _with_retries(
+        batch: list[list[Any]] = with_retries(
             request,
             what,
             max_retries,
@@ -185,7 +187,8 @@ def fetch_ohlcv(
     return frame
 
 
-def _symbol_key(symbol: str) -> str:
+def symbol_key(symbol: str) -> str:
+    """``BTC/USDT:USDT`` as ``BTC-USDT-USDT``: a symbol as it appears in cache file names."""
     return re.sub(r"[^A-Za-z0-9]+", "-", symbol).strip("-")
 
 
@@ -203,7 +206,7 @@ class OhlcvCache:
     def path(self, exchange_id: str, symbol: str, timeframe: str) -> Path:
         """Where the bars of one exchange/symbol/timeframe live, e.g. ``root/binance/BTC-USDT_1h.parquet``."""
         timeframe_to_ns(timeframe)  # validate
-        return self.root / exchange_id / f"{_symbol_key(symbol)}_{timeframe}.parquet"
+        return self.root / exchange_id / f"{symbol_key(symbol)}_{timeframe}.parquet"
 
     def entries(self) -> list[str]:
         """Cached series as ``exchange/SYMBOL_timeframe`` strings (for listings and error messages)."""
@@ -238,7 +241,7 @@ class OhlcvCache:
         """
         path = self.path(exchange.id, symbol, timeframe)
         step = timeframe_to_ns(timeframe) // 1_000_000
-        since_ms = _to_ms(since, "since")
+        since_ms = to_epoch_ms(since, "since")
         now = int(now_ms if now_ms is not None else exchange.milliseconds())
         parts: list[pd.DataFrame] = []
         if path.is_file():

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from arena_lib.data.ccxt_source import OhlcvCache, _symbol_key, _to_ms, _with_retries
+from arena_lib.data.ccxt_source import OhlcvCache, symbol_key, to_epoch_ms, with_retries
 from arena_lib.data.errors import DataNotFoundError
 from arena_lib.data.loader import load_funding
 from arena_lib.data.quality import DUPLICATE, NAN, OUT_OF_ORDER, QualityIssue, QualityReport
@@ -97,8 +97,8 @@ def fetch_funding_history(
     if limit < 1 or max_retries < 0 or backoff_s < 0:
         raise ValueError(f"need limit >= 1, max_retries >= 0, backoff_s >= 0; got {limit}, {max_retries}, {backoff_s}")
     perp = perp_symbol(symbol)
-    start = _to_ms(since, "since")
-    stop = _to_ms(until, "until") if until is not None else None
+    start = to_epoch_ms(since, "since")
+    stop = to_epoch_ms(until, "until") if until is not None else None
     now = int(now_ms if now_ms is not None else exchange.milliseconds())
     what = f"{exchange.id} {perp} funding"
     last_ok = now if stop is None else min(now, stop - 1)  # the latest settlement time that may be returned
@@ -111,7 +111,7 @@ def fetch_funding_history(
         request = functools.partial(
             exchange.fetch_funding_rate_history, perp, since=page_since, limit=limit, params=dict(params)
         )
-        batch: list[dict[str, Any]] = _with_retries(request, what, max_retries, backoff_s, sleep)
+        batch: list[dict[str, Any]] = with_retries(request, what, max_retries, backoff_s, sleep)
         fresh = [
             (int(entry["timestamp"]), entry.get("fundingRate"))
             for entry in batch
@@ -174,7 +174,7 @@ class FundingCache:
         """
         perp = perp_symbol(symbol)
         pair, _, settle = perp.partition(":")
-        key = _symbol_key(pair) if settle == pair.split("/")[1] else _symbol_key(perp)
+        key = symbol_key(pair) if settle == pair.split("/")[1] else symbol_key(perp)
         return self.root / exchange_id / f"{key}_funding.parquet"
 
     def entries(self) -> list[str]:
@@ -233,7 +233,7 @@ class FundingCache:
         ``fetch_options`` go to ``fetch_funding_history`` (``limit``, ``max_retries``, ``backoff_s``, ``sleep``).
         """
         path = self.path(exchange.id, symbol)
-        since_ms = _to_ms(since, "since")
+        since_ms = to_epoch_ms(since, "since")
         now = int(now_ms if now_ms is not None else exchange.milliseconds())
         parts: list[pd.Series] = []
         cached = load_funding(path)[FUNDING_COLUMN] if path.is_file() else empty_funding()

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.data import sample
-from arena_lib.data.ccxt_source import _HOST, OhlcvCache, _with_retries, api_urls_for_host, make_exchange
+from arena_lib.data.ccxt_source import URL_HOST, OhlcvCache, api_urls_for_host, make_exchange, with_retries
 from arena_lib.data.errors import DataSourceError
 from arena_lib.data.funding_source import FundingCache, empty_funding, perp_symbol
 from arena_lib.data.loader import load_funding, load_ohlcv
@@ -164,7 +164,7 @@ def _origin(exchange: Exchange, exchange_url: str | None) -> str:
     api = exchange.urls.get("api")
     hostname = str(getattr(exchange, "hostname", "") or "")
     urls = [str(u).replace("{hostname}", hostname) for u in (api.values() if isinstance(api, dict) else [api])]
-    hosts = sorted({match.group(0) for url in urls if (match := _HOST.match(url))})
+    hosts = sorted({match.group(0) for url in urls if (match := URL_HOST.match(url))})
     return f"{exchange.id} @ {hosts[0]}" if len(hosts) == 1 else f"{exchange.id} (ccxt API hosts)"
 
 
@@ -177,7 +177,7 @@ def _load_markets(
     if exchange.markets:
         return
     try:
-        _with_retries(exchange.load_markets, f"{exchange.id} markets", max_retries, backoff_s, sleep)
+        with_retries(exchange.load_markets, f"{exchange.id} markets", max_retries, backoff_s, sleep)
     except DataSourceError as exc:
         where = f" at {exchange_url}" if exchange_url else ""
         state = "is unreachable" if isinstance(exc.__cause__, ccxt.NetworkError) else "refused to list its markets"
@@ -224,6 +224,22 @@ def _gap_problems(frame: pd.DataFrame, timeframe: str) -> tuple[str, ...]:
 
 def _cached_rows(path: Path, loader: Callable[[Path], pd.DataFrame]) -> pd.DataFrame | None:
     return loader(path) if path.is_file() else None
+
+
+def _update_cached(
+    path: Path,
+    loader: Callable[[Path], Any],
+    update: Callable[[pd.Timestamp, int], Any],
+    exchange: Exchange,
+    since: TimeLike | None,
+    now_ms: int | None,
+) -> tuple[Any, int]:
+    """Run a cache's ``update(start, now)`` from ``since`` (default: the last cached time) to ``now_ms`` (default: the
+    exchange's clock); return what the cache then holds and how many rows the update added."""
+    before = _cached_rows(path, loader)
+    now = int(now_ms if now_ms is not None else exchange.milliseconds())
+    held = update(_resolve_since(since, None if before is None else before.index, now), now)
+    return held, len(held) - (0 if before is None else len(before))
 
 
 def _resolve_since(since: TimeLike | None, cached_index: pd.Index | None, now_ms: int) -> pd.Timestamp:
@@ -280,14 +296,17 @@ def refresh_candles(
     ex = exchange if exchange is not None else make_candle_exchange(exchange_id, exchange_url)
     _load_markets(ex, exchange_url, max_retries, backoff_s, sleep)
     path = cache.path(ex.id, pair, timeframe)
-    before = _cached_rows(path, load_ohlcv)
-    now = int(now_ms if now_ms is not None else ex.milliseconds())
-    start = _resolve_since(since, None if before is None else before.index, now)
-    frame = cache.update(
-        ex, pair, timeframe, start, now_ms=now, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep
+    frame, added = _update_cached(
+        path,
+        load_ohlcv,
+        lambda start, now: cache.update(
+            ex, pair, timeframe, start, now_ms=now, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep
+        ),
+        ex,
+        since,
+        now_ms,
     )
     first, last = _span(frame.index)
-    added = len(frame) - (0 if before is None else len(before))
     log.info("%s %s %s: %d bars cached, %d added", ex.id, pair, timeframe, len(frame), added)
     return IngestItem(
         symbol=pair,
@@ -380,12 +399,17 @@ def refresh_funding(
         reason = f"{ex.id} lists no perpetual {perp}; skipped"
         return IngestItem(pair, FUNDING, "exchange", ex.id, origin, None, 0, None, None, 0, (reason,))
     path = cache.path(ex.id, perp)
-    before = _cached_rows(path, load_funding)
-    now = int(now_ms if now_ms is not None else ex.milliseconds())
-    start = _resolve_since(since, None if before is None else before.index, now)
-    series = cache.update(ex, perp, start, now_ms=now, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep)
+    series, added = _update_cached(
+        path,
+        load_funding,
+        lambda start, now: cache.update(
+            ex, perp, start, now_ms=now, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep
+        ),
+        ex,
+        since,
+        now_ms,
+    )
     first, last = _span(series.index)
-    added = len(series) - (0 if before is None else len(before))
     log.info("%s %s funding: %d events cached, %d added", ex.id, perp, len(series), added)
     return IngestItem(pair, FUNDING, "exchange", ex.id, origin, path, len(series), first, last, added)
 
