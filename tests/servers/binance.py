@@ -279,6 +279,28 @@ class _Series:
     rows: list[list[Any]]
 
 
+@dataclass(frozen=True)
+class _Error:
+    """A Binance error body (``{"code", "msg"}``), answered with HTTP 400."""
+
+    body: dict[str, Any]
+
+
+def _paging(query: dict[str, str], default_limit: int) -> tuple[int, int | None, int | None] | _Error:
+    """``limit``, ``startTime`` and ``endTime`` of a history request, checked as Binance checks them."""
+    try:
+        limit = int(query.get("limit", str(default_limit)))
+        start = int(query["startTime"]) if "startTime" in query else None
+        end = int(query["endTime"]) if "endTime" in query else None
+    except ValueError:
+        return _Error({"code": -1100, "msg": "Illegal characters found in a parameter."})
+    if not 1 <= limit <= 1000:
+        return _Error({"code": -1130, "msg": "Invalid data sent for a parameter."})
+    if start is not None and end is not None and start > end:
+        return _Error({"code": -1023, "msg": "Start time is greater than end time."})
+    return limit, start, end
+
+
 @functools.lru_cache(maxsize=16)
 def _load_series(path: Path, interval_ms: int) -> _Series:
     """Kline rows for one sample file; cached, so starting a fresh server per test costs little."""
@@ -479,16 +501,10 @@ class BinanceSpotServer:
             live = [s for s in self.perps if s not in self.delisted and s in self._funding]
         if symbol is not None and symbol not in live:
             return 400, {"code": -1121, "msg": "Invalid symbol."}
-        try:
-            limit = int(query.get("limit", "100"))
-            start = int(query["startTime"]) if "startTime" in query else None
-            end = int(query["endTime"]) if "endTime" in query else None
-        except ValueError:
-            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
-        if not 1 <= limit <= 1000:
-            return 400, {"code": -1130, "msg": "Invalid data sent for a parameter."}
-        if start is not None and end is not None and start > end:
-            return 400, {"code": -1023, "msg": "Start time is greater than end time."}
+        paging = _paging(query, default_limit=100)
+        if isinstance(paging, _Error):
+            return 400, paging.body
+        limit, start, end = paging
         # Settled events only: those at or before the server's now (and endTime).
         hi_time = self.now_ms if end is None else min(end, self.now_ms)
         rows: list[dict[str, Any]] = []
@@ -513,16 +529,10 @@ class BinanceSpotServer:
         series = self._data.get((symbol, interval))
         if interval not in INTERVAL_MS or series is None:
             return 400, {"code": -1120, "msg": "Invalid interval."}
-        try:
-            limit = int(query.get("limit", "500"))
-            start = int(query["startTime"]) if "startTime" in query else None
-            end = int(query["endTime"]) if "endTime" in query else None
-        except ValueError:
-            return 400, {"code": -1100, "msg": "Illegal characters found in a parameter."}
-        if not 1 <= limit <= 1000:
-            return 400, {"code": -1130, "msg": "Invalid data sent for a parameter."}
-        if start is not None and end is not None and start > end:
-            return 400, {"code": -1023, "msg": "Start time is greater than end time."}
+        paging = _paging(query, default_limit=500)
+        if isinstance(paging, _Error):
+            return 400, paging.body
+        limit, start, end = paging
         # Bars that have opened by the server's now exist; later ones do not yet.
         hi_time = self.now_ms if end is None else min(end, self.now_ms)
         hi = int(np.searchsorted(series.open_ms, hi_time, side="right"))
