@@ -14,7 +14,7 @@ Where the tasks run is configuration, read when `run_sweep` is called (not at im
   metrics, the fill table), which hold the GIL, so threads gave no speedup here (`benchmarks/sweep.py`). Each
   worker process takes a few seconds to start (imports), so `run_sweep` starts the cluster on its first call and
   keeps it for the next ones in the same process (a notebook's sweeps), until `close_local_clusters()` or exit;
-  `reuse_cluster=False`, or calling the `sweep` flow itself (as a deployment does), starts one per run.
+  `reuse_cluster=False`, or running the (async) `sweep` flow itself (as a deployment does), starts one per run.
   Its workers are pointed at the flow's own Prefect API, so they never start a temporary server of their own.
 - remote: `ARENA_DASK_ADDRESS=tcp://scheduler:8786` (or `address=`) submits to a running Dask scheduler instead.
   Its workers need this project installed (the same commit, so `arena_lib` and `flows` import), and the flow
@@ -32,6 +32,7 @@ Where the tasks run is configuration, read when `run_sweep` is called (not at im
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import hashlib
 import math
@@ -47,6 +48,7 @@ from distributed import LocalCluster
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
+from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect_dask import DaskTaskRunner
 
 from arena_lib.config import BacktestConfig, CostModel
@@ -72,10 +74,16 @@ WORKER_CONFIG: dict[str, Any] = {
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     # The statistical profiler samples the running task's stack every 10 ms and needs the GIL the cell is using.
     "distributed.worker.profile.enabled": False,
+    # Housekeeping that wakes every 20-500 ms in the scheduler, each nanny (all in the flow's process) and each
+    # worker, on the same cores as the cells: event-loop health ticks, the nannies' memory polls, host metrics.
+    # A sweep's tasks run for seconds to minutes, so polling once a second still catches a runaway worker.
+    "distributed.admin.tick.interval": "1s",
+    "distributed.worker.memory.monitor-interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
 }
-"""Dask settings for the workers of a sweep's local cluster: together about 15% less CPU per cell (measured as for
-`benchmarks/sweep.py`). Give a remote cluster's workers the same, e.g.
-`DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` in their environment."""
+"""Dask settings for a sweep's local cluster (scheduler, nannies and workers): together about 15% less CPU per cell
+and half the flow process's background CPU (measured as for `benchmarks/sweep.py`). Give a remote cluster the
+same, e.g. `DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False` in its workers' environment."""
 TASKS_PER_SLOT = 1
 """Tasks per worker thread. One: `plan_tasks` already deals the cells into tasks of about equal cost, and every
 further task costs its worker about 0.1 s of CPU (a new Prefect API client and settings per task run). More would
@@ -210,7 +218,7 @@ def _data_hash(markets: Sequence[MarketData]) -> str:
 
 # prefect-dask's runner is a TaskRunner of its own future type, which Prefect's invariant annotation rejects.
 @flow(name="sweep", persist_result=False, task_runner=local_task_runner(os.cpu_count() or 1))  # type: ignore[arg-type]
-def sweep(
+async def sweep(
     agent: str,
     grid: dict[str, list[Any]],
     symbols: list[str] | None = None,
@@ -232,6 +240,12 @@ def sweep(
     With `track`, one MLflow run in `experiment` gets the inputs as params, the summary as metrics and
     `sweep_results.csv` / `sweep_windows.csv`. Called directly, it starts a local process cluster of one worker
     per core; `run_sweep` reads `ARENA_DASK_ADDRESS` / `ARENA_DASK_WORKERS` when called.
+
+    Why `async`: Prefect's sync flow engine joins its heartbeat thread at the end of a run, and that thread sleeps
+    in whole seconds, so every sync flow run ends on the next whole second after it started (0.5 s lost on
+    average, a tenth of a short sweep); the async engine lets the thread end by itself, heartbeats kept. The
+    body is sync work all the same. `run_sweep` runs it from sync code (a notebook's too); called directly it
+    is `asyncio.run(sweep(...))`, or `await sweep(...)` in a notebook.
     """
     log = get_run_logger()
     t0 = time.perf_counter()
@@ -257,7 +271,7 @@ def sweep(
         "%d cells (%d variants x %d windows) in %d tasks on %d worker slots",
         *(n_cells, len(variants.params), len(cuts), len(futures), slots),
     )
-    rows = [row for f in futures for row in f.result()]
+    rows = await asyncio.to_thread(lambda: [row for f in futures for row in f.result()])  # the loop stays free
     t_computed = time.perf_counter()
 
     cells = results_frame(rows, variants.labels)
@@ -349,4 +363,4 @@ def run_sweep(
     else:
         runner = sweep_task_runner(address, n_workers, processes)
     configured = sweep.with_options(task_runner=runner)  # type: ignore[arg-type]  # see the @flow above
-    return configured(agent, {k: list(v) for k, v in grid.items()}, **kwargs)
+    return run_coro_as_sync(configured(agent, {k: list(v) for k, v in grid.items()}, **kwargs))

@@ -7,6 +7,7 @@ Every cell is cross-checked against a direct `run_batch` of the same variant, wi
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 from collections.abc import Iterator
@@ -212,7 +213,7 @@ def test_bad_input_fails_before_any_task_is_submitted(
     if isinstance(kwargs["windows"], list):
         kwargs.pop("start"), kwargs.pop("end")
     flow = sweep.with_options(task_runner=local_task_runner(1, processes=False))  # type: ignore[arg-type]
-    state = flow(agent, grid, return_state=True, **kwargs)
+    state = asyncio.run(flow(agent, grid, return_state=True, **kwargs))  # an async flow: see flows.sweep.sweep
     assert state.is_failed()
     error = state.result(raise_on_failure=False)
     assert isinstance(error, Exception)
