@@ -163,6 +163,21 @@ def test_run_sweep_keeps_its_local_cluster_for_the_next_sweep(mlflow_store: str)
 
 
 @pytest.mark.usefixtures("prefect_harness")
+def test_run_sweep_works_where_an_event_loop_is_running_as_in_a_notebook() -> None:
+    """A Jupyter kernel calls `run_sweep` from code that runs inside an asyncio loop; the flow itself is async."""
+    from flows.sweep import run_sweep
+
+    small = {"symbols": ["BTC/USDT"], "windows": 1, "start": "2024-01-01", "end": "2024-01-10", "track": False}
+
+    async def notebook_cell() -> pd.DataFrame:
+        return run_sweep("sma_cross", GRID, n_workers=1, processes=False, **small).cells
+
+    cells = asyncio.run(notebook_cell())
+    assert list(cells["variant"]) == ["fast=6,slow=48", "fast=6,slow=96", "fast=12,slow=48", "fast=12,slow=96"]
+    assert cells["trades"].notna().all()
+
+
+@pytest.mark.usefixtures("prefect_harness")
 def test_sweep_submits_to_the_scheduler_named_by_arena_dask_address(monkeypatch: pytest.MonkeyPatch) -> None:
     from distributed import LocalCluster
 
