@@ -19,10 +19,11 @@ from arena_lib.agents.base import Agent
 from arena_lib.agents.registry import make_agent
 from arena_lib.arena.leaderboard import leaderboard
 from arena_lib.config import BacktestConfig
+from arena_lib.data.history import load_bars, load_funding_history
 from arena_lib.data.loader import load_checked
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import to_utc_timestamp
-from arena_lib.data.sample import load_sample, load_sample_funding, normalize_symbol, select_window
+from arena_lib.data.sample import normalize_symbol, select_window
 from arena_lib.engine.loop import ProgressCallback, run_replay
 from arena_lib.engine.results import BacktestResult
 
@@ -34,7 +35,8 @@ def load_market(
     end: str | None = None,
     data_paths: Sequence[str | Path] | None = None,
 ) -> MarketData:
-    """Bars for `symbols` from the bundled sample (with funding), or from user files in the standard format.
+    """Bars for `symbols` with funding: the bundled sample extended by what `ingest` cached
+    (`arena_lib.data.history`), or user files in the standard format.
 
     Every frame passes the quality checks first (gaps are allowed and reported; bad candles raise). With
     `data_paths`, each file is one symbol named after its file stem.
@@ -50,8 +52,8 @@ def load_market(
     else:
         for sym in symbols:
             norm = normalize_symbol(sym)
-            frames[norm] = load_sample(norm, timeframe, start, end)  # quality-checked on load
-            funding[norm] = load_sample_funding(norm, start, end)
+            frames[norm] = load_bars(norm, timeframe, start, end)  # quality-checked on load
+            funding[norm] = load_funding_history(norm, start, end)
     empty = [s for s, f in frames.items() if f.empty]
     if empty:
         raise ValueError(f"no bars for {empty} between {start} and {end}")

@@ -1,7 +1,8 @@
 """`retrain`: scheduled walk-forward retraining; the new model is a `candidate` and replaces `paper` only if it wins.
 
 Each run trains the notebook's model on the latest `train_days` of data (a rolling window: the walk-forward step of
-a live system), registers it as `<model>@candidate`, and then asks the promotion gates whether it may take `paper`,
+a live system; the data is the sample extended by what the hourly `ingest` cached, `arena_lib.data.history`),
+registers it as `<model>@candidate`, and then asks the promotion gates whether it may take `paper`,
 with one more check than a first promotion: it must beat, on the same out-of-sample Sharpe, the version holding
 `paper` now (`beats_paper`). A trading job whose config lists both aliases (`configs/arena.paper.yaml`) trades the
 candidate on paper beside the incumbent, so the two build a live record side by side whatever the verdict.
@@ -14,15 +15,10 @@ from typing import Any
 import pandas as pd
 from prefect import flow, get_run_logger
 
+from arena_lib.data.history import latest_bar
 from arena_lib.data.resample import to_utc_timestamp
-from arena_lib.data.sample import load_sample
 from flows.research import research
 from flows.validate_and_promote import GateFailedError, validate_and_promote
-
-
-def latest_bar(symbols: list[str], timeframe: str) -> pd.Timestamp:
-    """The newest bar all `symbols` have in the data the notebooks read (the sample, or `ARENA_DATA_DIR`)."""
-    return min(load_sample(symbol, timeframe).index.max() for symbol in symbols)
 
 
 @flow(name="retrain")

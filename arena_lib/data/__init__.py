@@ -1,4 +1,5 @@
-"""Market data: the bundled real sample, file loaders, quality checks, point-in-time resampling, ccxt.
+"""Market data: the bundled real sample and the ingest cache that extends it (``load_bars``), file loaders,
+quality checks, point-in-time resampling, ccxt.
 
 This is the edge of the library that touches files and exchanges; everything above it (features, agents, the
 engine) receives clean frames in one format: a tz-aware UTC ``DatetimeIndex`` named ``timestamp`` (bar open time)
@@ -7,6 +8,7 @@ and float64 columns ``open, high, low, close, volume``. Importing this package d
 
 from arena_lib.data.ccxt_source import OhlcvCache, api_urls_for_host, fetch_ohlcv, make_exchange
 from arena_lib.data.errors import DataError, DataNotFoundError, DataQualityError, DataSourceError
+from arena_lib.data.history import latest_bar, load_bars, load_funding_history
 from arena_lib.data.loader import load_checked, load_funding, load_ohlcv, parse_timestamps, timeframe_from_name
 from arena_lib.data.quality import Gap, QualityIssue, QualityReport, check_ohlcv
 from arena_lib.data.resample import (
@@ -46,8 +48,11 @@ __all__ = [
     "fetch_ohlcv",
     "frame_hash",
     "infer_timeframe",
+    "latest_bar",
+    "load_bars",
     "load_checked",
     "load_funding",
+    "load_funding_history",
     "load_ohlcv",
     "load_sample",
     "load_sample_funding",

@@ -87,8 +87,11 @@ def available_symbols(timeframe: str = "1h") -> list[str]:
 _CACHE: dict[tuple[str, int, int], pd.DataFrame] = {}
 
 
-def _load_cached(path: Path, timeframe: str) -> pd.DataFrame:
-    """Checked frame, cached per file version (path, mtime, size) so notebooks can reload cheaply."""
+def load_checked_file(path: Path, timeframe: str) -> pd.DataFrame:
+    """An OHLCV file's quality-checked frame, kept per file version (path, mtime, size) so reloads cost nothing.
+
+    For the sample's files and the ingest cache's (`arena_lib.data.history`); a rewritten file is read again.
+    """
     stat = path.stat()
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _CACHE:
@@ -136,7 +139,7 @@ def load_sample(
         raise DataNotFoundError(
             f"no sample data for symbol {symbol!r} ({norm}) at {timeframe}; available symbols: {', '.join(symbols)}"
         )
-    return select_window(_load_cached(path, timeframe), start, end)
+    return select_window(load_checked_file(path, timeframe), start, end)
 
 
 def load_sample_funding(
