@@ -57,14 +57,13 @@ def load_bars(
     """
     pair = sample.normalize_symbol(symbol)
     path = OhlcvCache(_cache_root(cache_root)).path(sample.EXCHANGE, pair, timeframe)
-    cached = sample.load_checked_file(path, timeframe) if path.is_file() else None
+    if not path.is_file():
+        return sample.load_sample(pair, timeframe, start, end)
+    cached = sample.load_checked_file(path, timeframe)
     try:
-        bundled = sample.load_sample(pair, timeframe)
-    except DataNotFoundError:
-        if cached is None:
-            raise
-        bundled = cached.iloc[:0]
-    bars = bundled if cached is None else _newest_wins(bundled, cached)
+        bars = _newest_wins(sample.load_sample(pair, timeframe), cached)
+    except DataNotFoundError:  # a symbol only the cache holds
+        bars = cached
     return sample.select_window(bars, start, end)
 
 
@@ -81,13 +80,18 @@ def load_funding_history(
     """
     pair = sample.normalize_symbol(symbol)
     path = FundingCache(_cache_root(cache_root)).path(sample.EXCHANGE, pair)
-    cached = load_funding(path)[FUNDING_COLUMN] if path.is_file() else None
-    try:
-        bundled = sample.load_sample_funding(pair)
-    except DataNotFoundError:
-        bundled = empty_funding()
-    series = bundled if cached is None else _newest_wins(bundled, cached)
+    if not path.is_file():
+        return _sample_funding(pair, start, end)
+    series = _newest_wins(_sample_funding(pair), load_funding(path)[FUNDING_COLUMN])
     return sample.select_window(series.to_frame(FUNDING_COLUMN), start, end)[FUNDING_COLUMN]
+
+
+def _sample_funding(pair: str, start: TimeLike | None = None, end: TimeLike | None = None) -> pd.Series:
+    """The sample's funding for `pair`, empty where the sample does not know the symbol at all."""
+    try:
+        return sample.load_sample_funding(pair, start, end)
+    except DataNotFoundError:
+        return empty_funding()
 
 
 def latest_bar(symbols: Sequence[str], timeframe: str = "1h", cache_root: Path | str | None = None) -> pd.Timestamp:
