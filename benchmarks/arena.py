@@ -55,7 +55,7 @@ from arena_lib.arena.config import ArenaConfig, RoundSettings  # noqa: E402
 from arena_lib.arena.rounds import ArenaRunner  # noqa: E402
 from arena_lib.arena.session import build_roster, create_run, load_arena_market  # noqa: E402
 from arena_lib.arena.store import ArenaStore  # noqa: E402
-from arena_lib.config import BacktestConfig, RiskLimits  # noqa: E402
+from arena_lib.core.config import BacktestConfig, RiskLimits  # noqa: E402
 from arena_lib.data.market import MarketData  # noqa: E402
 from arena_lib.data.snapshot import MarketSnapshot  # noqa: E402
 from benchmarks._common import command_line, write_results  # noqa: E402

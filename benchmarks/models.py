@@ -38,8 +38,8 @@ if str(ROOT) not in sys.path:  # run from anywhere: benchmark this checkout's ar
     sys.path.insert(0, str(ROOT))
 
 from arena_lib.data.sample import available_symbols, load_sample  # noqa: E402
+from arena_lib.models.estimators import ModelSpec, build_model, xgboost_device  # noqa: E402
 from arena_lib.research.dataset import DEFAULT_FEATURES, Dataset, make_dataset  # noqa: E402
-from arena_lib.research.models import ModelSpec, build_model, xgboost_device  # noqa: E402
 from benchmarks._common import aligned_table, best_of, command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 

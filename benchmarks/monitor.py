@@ -21,7 +21,7 @@ The demo store is built here the way the monitor tests build theirs: a replay on
 (BTC/USDT and ETH/USDT hourly from 2025-03-01) with four quant baselines and two LLM contestants on the loopback
 server of `tests/servers/llm.py`. The LLM answers are TEST FIXTURES (`benchmarks/arena.fixture_trader`: a hash
 of the prompt picks each coin's signal), never a language model's output. The MLflow store holds runs with
-metrics, one registered model and gate reports written by `arena_lib.promotion.promote`; its model artifact is a
+metrics, one registered model and gate reports written by `workflow.promotion.promote`; its model artifact is a
 minimal `MLmodel` file (the gates judged here read run metrics only). Prefect is not connected (no
 `PREFECT_API_URL`), so the Operations page times its "not connected" path plus the data-freshness scan.
 """
@@ -67,8 +67,8 @@ def build_demo_store(url: str, end: str) -> str:
     from arena_lib.arena.config import ArenaConfig, RoundSettings
     from arena_lib.arena.session import start_run
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.config import BacktestConfig, RiskLimits
-    from arena_lib.replay import AgentSpec
+    from arena_lib.core.config import BacktestConfig, RiskLimits
+    from arena_lib.core.spec import AgentSpec
     from benchmarks.arena import fixture_trader, llm_agent_config
     from tests.servers.llm import LLMServer, Script
 
@@ -103,8 +103,8 @@ def build_mlflow_store(root: Path, n_runs: int) -> str:
     """`n_runs` runs with metrics in two experiments, one model with two versions, promoted through the gates."""
     os.environ["MLFLOW_TRACKING_URI"] = uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     (root / "mlruns").mkdir(parents=True, exist_ok=True)
-    from arena_lib import tracking
-    from arena_lib.promotion import Gates, promote
+    from arena_lib.workflow import tracking
+    from arena_lib.workflow.promotion import Gates, promote
 
     gates = Gates.model_validate(
         {
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             "setup_s": {"arena_store": store_built_s, "mlflow_store": mlflow_built_s},
             "pages": bench_pages(int(sizes["repeats"])),
         }
-        from arena_lib.tracking import redact_text
+        from arena_lib.workflow.tracking import redact_text
 
         results["mlflow_uri"] = redact_text(uri).replace(str(work), "<tmp>")
     passed = all(results["pages"][name]["pass"] for name in PAGES)

@@ -42,7 +42,7 @@ if str(ROOT) not in sys.path:  # run from anywhere: benchmark this checkout's ar
 
 from arena_lib.agents.base import BatchSignals  # noqa: E402
 from arena_lib.agents.baselines import NoOpAgent, SmaCross  # noqa: E402
-from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig  # noqa: E402
+from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig  # noqa: E402
 from arena_lib.data.market import OHLCV, MarketData  # noqa: E402
 from arena_lib.data.sample import load_sample  # noqa: E402
 from arena_lib.engine.kernel import run_batch, simulate, simulate_args  # noqa: E402

@@ -59,9 +59,9 @@ import pandas as pd  # noqa: E402
 from distributed import Client  # noqa: E402
 
 import flows  # noqa: E402, F401 - Prefect's project-local home and defaults, before Prefect is imported
-from arena_lib.config import BacktestConfig, CostModel  # noqa: E402
+from arena_lib.core.config import BacktestConfig, CostModel  # noqa: E402
+from arena_lib.data.history import load_market  # noqa: E402
 from arena_lib.data.market import MarketData  # noqa: E402
-from arena_lib.replay import load_market  # noqa: E402
 from arena_lib.research.sweep import (  # noqa: E402
     CellGroup,
     SweepVariants,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from prefect import flow
 
-from arena_lib.clock import WallClock
+from arena_lib.core.clock import WallClock
 from arena_lib.data.resample import to_utc_timestamp
 from flows.research import research
 

@@ -1,4 +1,4 @@
-"""`research`: run a parameterized notebook with papermill inside one MLflow run (`arena_lib.notebooks`)."""
+"""`research`: run a parameterized notebook with papermill inside one MLflow run (`arena_lib.workflow.notebooks`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from arena_lib.notebooks import run_notebook
+from arena_lib.workflow.notebooks import run_notebook
 from flows.settings import project_path
 
 

@@ -51,9 +51,9 @@ from prefect.context import FlowRunContext
 from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect_dask import DaskTaskRunner
 
-from arena_lib.config import BacktestConfig, CostModel
+from arena_lib.core.config import BacktestConfig, CostModel
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import load_market
 from arena_lib.research.sweep import (
     CellGroup,
     Window,
@@ -317,7 +317,7 @@ def _log_to_mlflow(
     summary: Mapping[str, float],
 ) -> str:
     """One MLflow run: inputs as params (and `spec.json`), the summary as metrics, both tables as CSV artifacts."""
-    from arena_lib import tracking
+    from arena_lib.workflow import tracking
 
     params = {
         **inputs,

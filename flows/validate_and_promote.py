@@ -6,8 +6,8 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from arena_lib.paths import project_root
-from arena_lib.promotion import PromotionResult, promote
+from arena_lib.core.paths import project_root
+from arena_lib.workflow.promotion import PromotionResult, promote
 
 
 class GateFailedError(RuntimeError):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from arena_lib.data.sample import load_sample
-from arena_lib.model_store import load_model, log_model, model_features
+from arena_lib.models.estimators import LSTMModel, MLPModel, ModelSpec, XGBoostModel
+from arena_lib.models.store import load_model, log_model, model_features
 from arena_lib.research.dataset import Dataset, make_dataset
-from arena_lib.research.models import LSTMModel, MLPModel, ModelSpec, XGBoostModel
 from arena_lib.research.training import fit_final
 
 SPECS = {

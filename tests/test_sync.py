@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from arena_lib.sync import run_sync
+from arena_lib.core.sync import run_sync
 
 
 async def _where() -> tuple[str, bool]:

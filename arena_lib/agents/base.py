@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from arena_lib.types import Action, Decision, Position
+from arena_lib.core.types import Action, Decision, Position
 
 if TYPE_CHECKING:
     from arena_lib.data.market import MarketData, SymbolSeries

@@ -12,9 +12,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from arena_lib.agents.base import AccountView, TargetAgent
+from arena_lib.core.types import Decision
 from arena_lib.data.market import SymbolSeries
 from arena_lib.data.snapshot import MarketSnapshot
-from arena_lib.types import Decision
 
 
 def _rolling_mean(x: np.ndarray, n: int) -> np.ndarray:

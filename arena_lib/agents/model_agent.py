@@ -1,6 +1,6 @@
 """The ML agent: a trained model trades from its predictions, on the same loop and leaderboard as every agent.
 
-A model (XGBoost, Keras MLP or LSTM, see `arena_lib.research.models`) predicts, for every symbol and bar, the
+A model (XGBoost, Keras MLP or LSTM, see `arena_lib.models.estimators`) predicts, for every symbol and bar, the
 probability that the next period's return is positive (classification) or that return itself (regression). The
 agent turns a prediction into a target position with `targets_from_predictions`, the one mapping shared with the
 research backtests, so a model trades in the arena exactly as it was validated.
@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.base import AccountView, BatchSignals, decision_from_target, exit_levels
-from arena_lib.types import Decision
+from arena_lib.core.types import Decision
+from arena_lib.models.estimators import feature_difference
 
 if TYPE_CHECKING:
     from arena_lib.data.market import MarketData
@@ -50,18 +51,6 @@ class Predictor(Protocol):
     def task(self) -> str: ...
 
     def predict(self, X: pd.DataFrame) -> np.ndarray: ...
-
-
-def feature_difference(expected: Sequence[str], given: Sequence[str]) -> str:
-    """'' when `given` is exactly `expected`; else what it is missing, what it has extra, or that the order differs."""
-    want, got = [str(f) for f in expected], [str(f) for f in given]
-    if want == got:
-        return ""
-    missing = [f for f in want if f not in got]
-    extra = [f for f in got if f not in want]
-    parts = [f"missing {missing}"] if missing else []
-    parts += [f"extra {extra}"] if extra else []
-    return "; ".join(parts) or f"reordered or duplicated: expected {want}, got {got}"
 
 
 def check_features(model_features: Sequence[str], agent_features: Sequence[str], model_name: str = "model") -> None:
@@ -256,16 +245,17 @@ def load_model_agent(
     expects; a model trained on anything else is refused. `threshold`, `fraction` and `allow_short` default to
     the trading rule the model was validated with (stored with it by `register_trained_model`).
     """
-    from arena_lib import model_store, tracking  # MLflow: this agent's only I/O, behind these two modules
+    from arena_lib.models import registry
+    from arena_lib.models import store as model_store  # MLflow: this agent's only I/O, behind these two modules
 
-    uri = model if ":/" in model else tracking.model_uri(model, alias)
-    tracking.configure()
+    uri = model if ":/" in model else registry.model_uri(model, alias)
+    registry.configure()
     try:
         loaded = model_store.load_model(uri)
         meta = model_store.model_metadata(uri)
     except Exception as exc:  # MLflow raises its own exception types for a missing model, alias or run
         raise ModelNotFoundError(
-            f"cannot load model {uri!r} from the MLflow registry at {tracking.tracking_uri()}: {exc}. "
+            f"cannot load model {uri!r} from the MLflow registry at {registry.tracking_uri()}: {exc}. "
             "Train and register one with notebooks/20_train_xgboost.ipynb or notebooks/21_train_keras.ipynb."
         ) from exc
     name = model.rsplit("/", 1)[-1] if ":/" in model else f"{model}@{alias}"

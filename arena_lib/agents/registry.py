@@ -6,6 +6,8 @@ constructor's annotations; an unknown agent or parameter is a clear error that l
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 from arena_lib.agents.base import Agent
 from arena_lib.agents.baselines import BuyAndHold, MeanReversion, Momentum, NoOpAgent, SmaCross
 from arena_lib.agents.model_agent import load_model_agent
+from arena_lib.core.spec import AgentSpec
 
 AGENTS: dict[str, Callable[..., Agent]] = {
     "buy_and_hold": BuyAndHold,
@@ -65,9 +68,30 @@ def agent_parameters(name: str) -> dict[str, Any]:
 
 
 def _factory(name: str) -> Callable[..., Agent]:
-    if name not in AGENTS:
-        raise KeyError(f"unknown agent {name!r}; available: {', '.join(sorted(AGENTS))}")
-    return AGENTS[name]
+    """The registry entry `name`, or the class or factory at class path `module:Class` (`module.Class` also works)."""
+    if name in AGENTS:
+        return AGENTS[name]
+    if ":" in name or "." in name:
+        return _import_path(name)
+    close = difflib.get_close_matches(name, AGENTS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise KeyError(
+        f"unknown agent {name!r}{hint}; available: {', '.join(sorted(AGENTS))}, or a class path 'module:Class'"
+    )
+
+
+def _import_path(path: str) -> Callable[..., Agent]:
+    module_name, sep, attr = path.partition(":")
+    if not sep:
+        module_name, _, attr = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise KeyError(f"agent class path {path!r}: cannot import module {module_name!r} ({exc})") from None
+    target = getattr(module, attr, None)
+    if target is None or not callable(target):
+        raise KeyError(f"agent class path {path!r}: module {module_name!r} has no callable {attr!r}")
+    return target
 
 
 def make_agent(name: str, params: Mapping[str, Any] | None = None, *, label: str | None = None) -> Agent:
@@ -82,6 +106,11 @@ def make_agent(name: str, params: Mapping[str, Any] | None = None, *, label: str
     if label:
         agent.name = label
     return agent
+
+
+def build_agent(spec: AgentSpec) -> Agent:
+    """The agent a config entry names, built with its parameters and label."""
+    return make_agent(spec.agent, spec.params, label=spec.label)
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:

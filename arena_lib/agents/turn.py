@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from arena_lib.agents.base import AccountView, Agent
-from arena_lib.types import Decision
+from arena_lib.core.types import Decision
 
 if TYPE_CHECKING:
     from arena_lib.data.snapshot import MarketSnapshot

@@ -41,8 +41,8 @@ import pandas as pd
 from arena_lib.agents.base import AccountView
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import BreakerSettings
+from arena_lib.core.types import Decision, RiskVerdict
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Decision, RiskVerdict
 
 if TYPE_CHECKING:
     from arena_lib.arena.store import ArenaStore

@@ -29,8 +29,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from arena_lib.agents.llm.config import LLMAgentConfig, load_llm_config
-from arena_lib.config import BacktestConfig
-from arena_lib.replay import AgentSpec
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.spec import AgentSpec
 
 
 class RoundSettings(BaseModel):

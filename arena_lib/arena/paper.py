@@ -17,7 +17,7 @@ import pandas as pd
 
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.rounds import ArenaRunner, RoundOutcome
-from arena_lib.clock import Clock, WallClock
+from arena_lib.core.clock import Clock, WallClock
 from arena_lib.data.ccxt_source import fetch_ohlcv
 from arena_lib.data.market import MarketData
 from arena_lib.data.quality import check_ohlcv

@@ -36,13 +36,13 @@ from arena_lib.arena.breakers import ENGINE, HALTED, BreakerBook, BreakerChange,
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.store import AccountState as StoredAccount
 from arena_lib.arena.store import ArenaStore, HaltState, RoundWrite
+from arena_lib.core.types import Action, Decision, Fill, FillKind, RiskVerdict, hold
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.broker import SimBroker
 from arena_lib.engine.loop import AccountState, BarMarks, act_on_decisions, funding_by_row, order_id, settle_bar
 from arena_lib.engine.portfolio import Portfolio, equity, gross_notional
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Action, Decision, Fill, FillKind, RiskVerdict, hold
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]

@@ -24,15 +24,16 @@ from arena_lib.agents.llm.agent import AgentNotConfiguredError, LLMAgent
 from arena_lib.agents.llm.cache import CacheMode, ResponseCache
 from arena_lib.agents.llm.config import configuration_status
 from arena_lib.agents.model_agent import ModelNotFoundError
+from arena_lib.agents.registry import build_agent
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig, cutoff_overlap
 from arena_lib.arena.rounds import ArenaRunner, ProgressCallback, RoundOutcome
 from arena_lib.arena.store import AccountState, ArenaStore
-from arena_lib.clock import WallClock
+from arena_lib.core.clock import WallClock
+from arena_lib.core.paths import git_state
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import timeframe_to_ns, to_utc_timestamp
-from arena_lib.paths import git_state
-from arena_lib.replay import load_market
 
 log = logging.getLogger(__name__)
 WARMUP_BARS = 300  # history before the window: the prompt's longest indicator (4h EMA50) needs ~200 hours
@@ -73,7 +74,7 @@ def build_roster(
     skipped: dict[str, str] = {}
     for spec in config.quant:
         try:
-            agents.append(spec.build())
+            agents.append(build_agent(spec))
         except ModelNotFoundError as exc:
             skipped[spec.label or spec.agent] = str(exc)
     for cfg in config.llm:

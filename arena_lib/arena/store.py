@@ -18,8 +18,8 @@ from sqlalchemy import Connection, Engine, Insert, bindparam, delete, func, inse
 from sqlalchemy.orm import Session, sessionmaker
 
 from arena_lib.arena import schema as t
-from arena_lib.database import local_url, open_engine
-from arena_lib.types import Action, Order, Position
+from arena_lib.core.database import local_url, open_engine
+from arena_lib.core.types import Action, Order, Position
 
 DB_URL_ENV = "ARENA_DB_URL"
 
@@ -40,7 +40,7 @@ def redact_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine on the ledger's tables (crash-safe settings on SQLite; see `arena_lib.database`)."""
+    """An engine on the ledger's tables (crash-safe settings on SQLite; see `arena_lib.core.database`)."""
     return open_engine(url, t.Base.metadata)
 
 

@@ -2,7 +2,7 @@
 
 Why: the scheduled `ingest` flow keeps `data/cache/` (or `$ARENA_DATA_CACHE`) current through ccxt, and the
 research that runs on a schedule (`retrain`'s walk-forward window, sweeps, the notebooks through
-`arena_lib.replay.load_market`) must see those bars, not only the frozen sample; offline, with no cache, the
+`load_market`) must see those bars, not only the frozen sample; offline, with no cache, the
 sample alone is read and nothing changes. Where both hold a bar (or a funding event), the cache's wins: it is the
 same exchange's record, fetched later. A symbol that only the cache holds is read from the cache.
 
@@ -24,8 +24,9 @@ from arena_lib.data.ccxt_source import OhlcvCache
 from arena_lib.data.errors import DataNotFoundError
 from arena_lib.data.funding_source import FUNDING_COLUMN, FundingCache, empty_funding
 from arena_lib.data.ingest import default_cache_root
-from arena_lib.data.loader import load_funding
-from arena_lib.data.resample import TimeLike
+from arena_lib.data.loader import load_checked, load_funding
+from arena_lib.data.market import MarketData
+from arena_lib.data.resample import TimeLike, to_utc_timestamp
 
 Frame = TypeVar("Frame", pd.DataFrame, pd.Series)
 
@@ -97,3 +98,35 @@ def _sample_funding(pair: str, start: TimeLike | None = None, end: TimeLike | No
 def latest_bar(symbols: Sequence[str], timeframe: str = "1h", cache_root: Path | str | None = None) -> pd.Timestamp:
     """The newest bar open time that every one of `symbols` has (sample or cache): where a walk-forward ends."""
     return min(load_bars(symbol, timeframe, cache_root=cache_root).index.max() for symbol in symbols)
+
+
+def load_market(
+    symbols: Sequence[str],
+    timeframe: str,
+    start: str | None = None,
+    end: str | None = None,
+    data_paths: Sequence[str | Path] | None = None,
+) -> MarketData:
+    """Bars for `symbols` with funding: the bundled sample extended by what `ingest` cached
+    (`arena_lib.data.history`), or user files in the standard format.
+
+    Every frame passes the quality checks first (gaps are allowed and reported; bad candles raise). With
+    `data_paths`, each file is one symbol named after its file stem.
+    """
+    if start is not None and end is not None and to_utc_timestamp(start, "start") >= to_utc_timestamp(end, "end"):
+        raise ValueError(f"start {start} must be before end {end}")
+    frames: dict[str, pd.DataFrame] = {}
+    funding: dict[str, pd.Series] = {}
+    if data_paths:
+        for path in data_paths:
+            frame = load_checked(path, timeframe)
+            frames[Path(path).name.split(".")[0]] = sample.select_window(frame, start, end)
+    else:
+        for sym in symbols:
+            norm = sample.normalize_symbol(sym)
+            frames[norm] = load_bars(norm, timeframe, start, end)  # quality-checked on load
+            funding[norm] = load_funding_history(norm, start, end)
+    empty = [s for s, f in frames.items() if f.empty]
+    if empty:
+        raise ValueError(f"no bars for {empty} between {start} and {end}")
+    return MarketData.from_frames(frames, timeframe, funding)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
+from arena_lib.core.paths import project_root
 from arena_lib.data import sample
 from arena_lib.data.ccxt_source import URL_HOST, OhlcvCache, api_urls_for_host, make_exchange, with_retries
 from arena_lib.data.errors import DataSourceError
@@ -42,7 +43,6 @@ from arena_lib.data.funding_source import FundingCache, empty_funding, perp_symb
 from arena_lib.data.loader import load_funding, load_ohlcv
 from arena_lib.data.quality import check_ohlcv
 from arena_lib.data.resample import TimeLike, timeframe_to_ns, to_utc_timestamp
-from arena_lib.paths import project_root
 
 if TYPE_CHECKING:
     from ccxt.base.exchange import Exchange

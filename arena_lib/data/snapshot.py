@@ -15,8 +15,8 @@ import hashlib
 import numpy as np
 import pandas as pd
 
+from arena_lib.core.types import Bar
 from arena_lib.data.market import MarketData
-from arena_lib.types import Bar
 
 
 class MarketSnapshot:

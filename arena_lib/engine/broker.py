@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.types import Action, Fill, FillKind, Order, OrderSide, Position
 from arena_lib.data.market import MarketData
 from arena_lib.engine import rules
 from arena_lib.engine.portfolio import (
@@ -27,7 +28,6 @@ from arena_lib.engine.portfolio import (
     liquidate_position,
     open_position,
 )
-from arena_lib.types import Action, Fill, FillKind, Order, OrderSide, Position
 
 _EXIT_KIND = {
     rules.EXIT_STOP: FillKind.STOP_LOSS,

@@ -16,13 +16,13 @@ import pandas as pd
 from numba import njit
 
 from arena_lib.agents.base import BatchAgent, BatchSignals
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.types import FillKind, Position
 from arena_lib.data.market import MarketData, ns_to_index
 from arena_lib.engine import rules
 from arena_lib.engine.broker import exit_order_id
 from arena_lib.engine.loop import order_id
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult, equity_series
-from arena_lib.types import FillKind, Position
 
 # Columns of the kernel's fill records.
 F_BAR, F_SYM, F_SIDE, F_QTY, F_PRICE, F_FEE, F_KIND, F_PNL, F_FUNDING, F_FLAGS, F_AT_CLOSE, F_ORIGIN = range(12)

@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.base import AccountView, Agent
-from arena_lib.clock import SimulatedClock
-from arena_lib.config import BacktestConfig
+from arena_lib.core.clock import SimulatedClock
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.types import Action, Decision, Fill, Order, RiskVerdict
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.broker import SimBroker
 from arena_lib.engine.portfolio import Portfolio, equity, gross_notional
 from arena_lib.engine.results import BacktestResult, equity_series, fills_frame
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Action, Decision, Fill, Order, RiskVerdict
 
 ProgressCallback = Callable[[int, int], None]
 

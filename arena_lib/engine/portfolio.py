@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from arena_lib.core.types import Position
 from arena_lib.engine.rules import margin_liquidation_price
-from arena_lib.types import Position
 
 
 @dataclass(frozen=True, slots=True)

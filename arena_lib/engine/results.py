@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from arena_lib.analytics.metrics import TRADE_COLUMNS as METRIC_TRADE_COLUMNS
+from arena_lib.core.types import Fill, FillKind, RiskVerdict
 from arena_lib.data.market import ns_to_index
-from arena_lib.engine.metrics import TRADE_COLUMNS as METRIC_TRADE_COLUMNS
-from arena_lib.types import Fill, FillKind, RiskVerdict
 
 FILL_COLUMNS = [
     "order_id",
@@ -117,7 +117,7 @@ class BacktestResult:
     @property
     def metrics(self) -> dict[str, Any]:
         if self._metrics is None:
-            from arena_lib.engine.metrics import summarize
+            from arena_lib.analytics.metrics import summarize
 
             notional = float((self.fills["quantity"] * self.fills["price"]).abs().sum()) if len(self.fills) else 0.0
             self._metrics = summarize(self.equity, self.trades, fills_notional_total=notional, exposure=self.exposure)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 from arena_lib.agents.base import AccountView
-from arena_lib.config import RiskLimits
-from arena_lib.types import Action, Decision, RiskVerdict, SizeUnit
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.types import Action, Decision, RiskVerdict, SizeUnit
 
 
 def _finite_positive(x: float | None) -> bool:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 
 from arena_lib.arena.store import ArenaStore, HaltState
-from arena_lib.clock import Clock, WallClock
+from arena_lib.core.clock import Clock, WallClock
 
 TOKEN_ENV = "ARENA_MONITOR_TOKEN"
 ACTOR = "monitor"

@@ -27,7 +27,7 @@ import pandas as pd
 
 from arena_lib.data.resample import timeframe_to_ns
 from arena_lib.data.sample import normalize_symbol, sample_dir
-from arena_lib.tracking import redact_text
+from arena_lib.workflow.tracking import redact_text
 
 API_URL_ENV = "PREFECT_API_URL"
 API_KEY_ENV = "PREFECT_API_KEY"

@@ -37,12 +37,12 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
+from arena_lib.analytics.metrics import DAYS_PER_YEAR, max_drawdown, sharpe
 from arena_lib.arena import schema as t
 from arena_lib.arena.standings import COLUMNS
 from arena_lib.arena.store import DB_URL_ENV, ArenaStore, default_db_url, redact_url
+from arena_lib.core.types import Action, FillKind
 from arena_lib.data.resample import TimeLike, to_utc_timestamp
-from arena_lib.engine.metrics import DAYS_PER_YEAR, max_drawdown, sharpe
-from arena_lib.types import Action, FillKind
 
 _RUNS = t.RunRow.__table__
 _AGENTS = t.RunAgentRow.__table__
@@ -272,7 +272,7 @@ def leaderboard(
     """One row per agent ranked by account value, with `arena_lib.arena.standings.COLUMNS`, aggregated in SQL.
 
     The figures follow `arena_leaderboard` (and, with a period, `period_results`): the equity rows give the
-    account value and, through `arena_lib.engine.metrics`, the Sharpe (per-bar returns, annualised by the median
+    account value and, through `arena_lib.analytics.metrics`, the Sharpe (per-bar returns, annualised by the median
     bar spacing) and max drawdown; round trips are paired from the fills in SQL exactly as `trades_from_fills`
     pairs them; reliability columns come from the decisions (engine-made invalidation exits excluded) and the
     model calls. A period `[start, end]` (UTC, inclusive) measures returns from the account value just before
@@ -430,7 +430,7 @@ def _account_values(conn: Connection, run_id: str, window: _Window) -> dict[str,
 def _curve_stats(
     conn: Connection, run_id: str, window: _Window, agents: list[str], ppy: float, curve_rows: int | None
 ) -> dict[str, tuple[float, float]]:
-    """Per agent: (Sharpe, max drawdown) of the period's equity rows, by `arena_lib.engine.metrics` itself.
+    """Per agent: (Sharpe, max drawdown) of the period's equity rows, by `arena_lib.analytics.metrics` itself.
 
     Each agent's equity column is read (one number per round; at most `curve_rows` of them, else every k-th
     round, which makes the Sharpe one of k-bar returns) through the DBAPI cursor: in SQLite that costs a third of

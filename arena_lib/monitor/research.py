@@ -4,7 +4,7 @@ Why a reader of its own: the monitor must show what research produced without ev
 turning a missing store into a fresh one (MLflow creates and migrates a sqlite database on first contact). So
 `tracking_store` checks, without importing mlflow, whether the configured store exists; `open_client` refuses a
 missing or unreadable one with a message that says what to run; and every listing is bounded (newest first), so a
-store with years of runs still renders in a second. Gate reports are what `arena_lib.promotion.aliases.promote`
+store with years of runs still renders in a second. Gate reports are what `arena_lib.workflow.promotion.aliases.promote`
 wrote: `gate_reports/<alias>-<stamp>.json` artifacts on a run, found through its `gate.<alias>.report` tags.
 
 mlflow is imported inside functions: importing it costs seconds.
@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from arena_lib import tracking
-from arena_lib.promotion.aliases import REPORT_DIR
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion.aliases import REPORT_DIR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -67,7 +67,7 @@ def _sqlite_file(uri: str) -> Path | None:
 
 
 def tracking_store(uri: str | None = None) -> TrackingStore:
-    """The configured store (`arena_lib.tracking.tracking_uri()` unless given) and whether it exists; no mlflow import.
+    """The configured store (`tracking.tracking_uri()` unless given) and whether it exists; no mlflow import.
 
     A sqlite store exists when its file does; a server or database URL is assumed to exist until `open_client`
     contacts it.

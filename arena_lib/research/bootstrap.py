@@ -1,11 +1,11 @@
 """How uncertain is a Sharpe ratio? Bootstrap confidence intervals and the analytic standard error.
 
-Conventions (shared with :mod:`arena_lib.engine.metrics`):
+Conventions (shared with :mod:`arena_lib.analytics.metrics`):
 
 * The Sharpe ratio of per-period simple returns ``r`` is ``mean(r) / std(r, ddof=1)``; annualised, it is
   multiplied by ``sqrt(periods_per_year)`` (hourly crypto bars: 8766, daily: 365.25). A standard deviation at or
   below 1e-12 is float noise: the Sharpe is then NaN, never inf. :func:`sharpe_ratio` calls
-  :func:`arena_lib.engine.metrics.sharpe` itself; :func:`sharpe_by_column` is the same formula vectorised over
+  :func:`arena_lib.analytics.metrics.sharpe` itself; :func:`sharpe_by_column` is the same formula vectorised over
   columns, for the thousands of resamples and combinations the research statistics need.
 * Formulas from the literature (standard errors, PSR, DSR) use the **per-period** (non-annualised) Sharpe ratio
   and the **raw** kurtosis (a normal distribution has kurtosis 3, not 0).
@@ -35,7 +35,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from arena_lib.engine.metrics import _ZERO_DISPERSION, infer_periods_per_year, sharpe
+from arena_lib.analytics.metrics import _ZERO_DISPERSION, infer_periods_per_year, sharpe
 
 __all__ = [
     "BlockMethod",
@@ -116,7 +116,7 @@ def equity_from_returns(returns: ArrayLike, initial: float = 1.0) -> pd.Series:
 
 
 def sharpe_ratio(returns: ArrayLike, periods_per_year: float = 1.0) -> float:
-    """Sharpe ratio of per-period simple returns via :func:`arena_lib.engine.metrics.sharpe`.
+    """Sharpe ratio of per-period simple returns via :func:`arena_lib.analytics.metrics.sharpe`.
 
     ``mean(r) / std(r, ddof=1) * sqrt(periods_per_year)``; ``periods_per_year=1`` gives the per-period Sharpe the
     PSR/DSR formulas want. NaN for fewer than two returns or zero dispersion.
@@ -127,7 +127,7 @@ def sharpe_ratio(returns: ArrayLike, periods_per_year: float = 1.0) -> float:
 def sharpe_by_column(matrix: ArrayLike) -> np.ndarray:
     """Per-period Sharpe ratio of each column of a (periods x series) matrix: ``mean / std(ddof=1)``.
 
-    The formula of :func:`arena_lib.engine.metrics.sharpe` with ``periods_per_year=1``, vectorised; a 1-D input is
+    The formula of :func:`arena_lib.analytics.metrics.sharpe` with ``periods_per_year=1``, vectorised; a 1-D input is
     one column. NaN where a column has fewer than two rows or a standard deviation <= 1e-12.
     """
     x = np.asarray(matrix, dtype=np.float64)

@@ -26,11 +26,11 @@ from arena_lib.agents.model_agent import TASKS, check_panel_index, target_matrix
 
 if TYPE_CHECKING:
     from arena_lib.agents.base import AccountView
-    from arena_lib.config import BacktestConfig
+    from arena_lib.core.config import BacktestConfig
+    from arena_lib.core.types import Decision
     from arena_lib.data.market import MarketData
     from arena_lib.data.snapshot import MarketSnapshot
     from arena_lib.engine.results import BacktestResult
-    from arena_lib.types import Decision
 
 CLASSIFICATION_METRICS = ("auc", "log_loss", "accuracy", "majority_accuracy", "accuracy_lift", "ic", "hit_rate", "n")
 REGRESSION_METRICS = ("ic", "hit_rate", "rmse", "mae", "n")

@@ -14,7 +14,7 @@ distribution of what was luck: maximum drawdowns, final returns and the risk of 
   Keeps volatility clustering, which lengthens drawdowns.
 
 Equity paths start at 1 and compound simple returns, ``E_t = prod_{s<=t} (1 + r_s)``; a return at or below -100%
-ruins the path (equity 0 from then on). Maximum drawdowns follow :mod:`arena_lib.engine.metrics`: negative
+ruins the path (equity 0 from then on). Maximum drawdowns follow :mod:`arena_lib.analytics.metrics`: negative
 fractions in ``[-1, 0]``, the running peak including the start.
 """
 

@@ -27,7 +27,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from arena_lib.engine.metrics import _ZERO_DISPERSION, max_drawdown, total_return
+from arena_lib.analytics.metrics import _ZERO_DISPERSION, max_drawdown, total_return
 from arena_lib.research.bootstrap import (
     equity_from_returns,
     resolve_periods_per_year,
@@ -425,7 +425,7 @@ def walk_forward_oos(
             in-sample -> out-of-sample decay.
         periods_per_year: for annualising Sharpe ratios; inferred from the first fold's DatetimeIndex if omitted.
 
-    Sharpe ratios and total returns come from :mod:`arena_lib.engine.metrics` on the compounded equity.
+    Sharpe ratios and total returns come from :mod:`arena_lib.analytics.metrics` on the compounded equity.
     """
     labels, oos = _fold_list(returns_by_fold, "returns_by_fold")
     ppy = resolve_periods_per_year(oos[0], periods_per_year)

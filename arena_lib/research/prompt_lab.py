@@ -26,12 +26,12 @@ from arena_lib.agents.llm.cache import CacheMode, ResponseCache
 from arena_lib.agents.llm.clients import LLMClient
 from arena_lib.agents.llm.config import LLMAgentConfig
 from arena_lib.agents.turn import Turn, TurnContext
-from arena_lib.config import RiskLimits
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.sync import run_sync
+from arena_lib.core.types import Action
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import to_utc_timestamp
 from arena_lib.data.snapshot import MarketSnapshot
-from arena_lib.sync import run_sync
-from arena_lib.types import Action
 
 __all__ = ["PromptLabResult", "load_recording", "prompt_lab_market", "run_prompt_lab", "snapshot_rows"]
 
@@ -106,8 +106,8 @@ def prompt_lab_market(
     """The bundled sample around a comparison: the arena's warm-up before `start`, and `horizon_bars` after the last
     snapshot so that every entry can be scored. Returns the market and the snapshot rows."""
     from arena_lib.arena.session import WARMUP_BARS
+    from arena_lib.data.history import load_market
     from arena_lib.data.resample import timeframe_to_ns
-    from arena_lib.replay import load_market
 
     bar = pd.Timedelta(timeframe_to_ns(timeframe), "ns")
     first = to_utc_timestamp(start, "start")

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.base import Agent, BatchAgent, BatchSignals
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
 from arena_lib.engine.results import BacktestResult
 
@@ -270,7 +270,7 @@ def backtest_metric(
         params: the agent's parameters.
         market, config: the data and the backtest spec (costs, fills, risk limits).
         metric: a key of ``BacktestResult.metrics`` (``"sharpe"``, ``"total_return"``, ``"max_drawdown"``, ...;
-            see :data:`arena_lib.engine.metrics.SUMMARY_KEYS`) or ``f(result) -> float``.
+            see :data:`arena_lib.analytics.metrics.SUMMARY_KEYS`) or ``f(result) -> float``.
         delay: act on every signal this many bars late. Agents with ``decide_batch`` run through the batch kernel
             (:func:`arena_lib.engine.kernel.run_batch`) with their targets shifted down `delay` rows; agents
             without one run through the step loop (:func:`arena_lib.engine.loop.run_replay`) and support only

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
 from arena_lib.research.evaluation import backtest_predictions
 from arena_lib.research.overfitting import deflated_sharpe_ratio, pbo_cscv, trial_sharpe_variance
@@ -38,7 +38,7 @@ class RuleSelection:
     deflated_sharpe: float
 
     def summary(self) -> dict[str, float]:
-        """`pbo`, `deflated_sharpe` and `rule_trials`: the metric names of `arena_lib.promotion.checks`."""
+        """`pbo`, `deflated_sharpe` and `rule_trials`: the metric names of `arena_lib.workflow.promotion.checks`."""
         return {"pbo": self.pbo, "deflated_sharpe": self.deflated_sharpe, "rule_trials": float(self.returns.shape[1])}
 
 

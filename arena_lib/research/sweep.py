@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.registry import make_agent
-from arena_lib.config import BacktestConfig
+from arena_lib.analytics.metrics import SUMMARY_KEYS
+from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import TimeLike, to_utc_timestamp
-from arena_lib.engine.metrics import SUMMARY_KEYS
 from arena_lib.research.validation import expand_grid, run_variants
 
 __all__ = [

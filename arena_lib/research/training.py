@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from arena_lib.models.estimators import Model, ModelSpec, build_model, context_bars
 from arena_lib.research.dataset import Dataset, Scheme, time_splits
 from arena_lib.research.evaluation import prediction_metrics
-from arena_lib.research.models import Model, ModelSpec, build_model, context_bars
 
 
 @dataclass(frozen=True, eq=False)

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 
 from arena_lib.agents.registry import make_agent
-from arena_lib.config import BacktestConfig
+from arena_lib.analytics.metrics import max_drawdown
+from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
-from arena_lib.engine.metrics import max_drawdown
 from arena_lib.engine.results import BacktestResult
 from arena_lib.research.bootstrap import (
     SharpeInterval,

@@ -10,18 +10,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arena_lib import tracking
 from arena_lib.agents.model_agent import FeatureMismatchError, ModelAgent, load_model_agent, targets_from_predictions
 from arena_lib.agents.registry import make_agent
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.spec import AgentSpec
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.engine.kernel import run_batch
 from arena_lib.engine.loop import run_replay
-from arena_lib.model_store import register_trained_model
-from arena_lib.replay import AgentSpec, load_market
+from arena_lib.models.estimators import ModelSpec
 from arena_lib.research.dataset import DEFAULT_FEATURES, make_dataset
-from arena_lib.research.models import ModelSpec
 from arena_lib.research.training import fit_final
+from arena_lib.workflow import tracking
+from arena_lib.workflow.tracking import register_trained_model
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 NAME = "agent_xgb"

@@ -23,8 +23,8 @@ from arena_lib.agents.llm.cache import ResponseCache
 from arena_lib.agents.llm.config import LLMAgentConfig
 from arena_lib.arena.config import ArenaConfig, RoundSettings
 from arena_lib.arena.store import ArenaStore
-from arena_lib.config import BacktestConfig, RiskLimits
-from arena_lib.replay import AgentSpec
+from arena_lib.core.config import BacktestConfig, RiskLimits
+from arena_lib.core.spec import AgentSpec
 from tests.servers.llm import LLMServer, Reply, Script
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")

@@ -37,10 +37,10 @@ from arena_lib.arena.breakers import (
 from arena_lib.arena.config import ArenaConfig, BreakerSettings, load_arena_config
 from arena_lib.arena.session import resume_run, start_run
 from arena_lib.arena.store import ArenaStore
-from arena_lib.cli import app
-from arena_lib.config import RiskLimits
+from arena_lib.cli.main import app
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.types import Action, Decision, Position
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Action, Decision, Position
 from tests.arena.conftest import ENV, Behaviour, Desk, Request, answer, arena_config, coin, llm_config
 from tests.servers.llm import LLMServer, Reply
 

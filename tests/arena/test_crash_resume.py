@@ -106,7 +106,7 @@ log = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 os.dup2(log, 1)
 os.dup2(log, 2)
 
-from arena_lib.cli import app
+from arena_lib.cli.main import app
 import arena_lib.arena.session, arena_lib.arena.rounds, arena_lib.arena.store, arena_lib.agents.llm.agent
 
 

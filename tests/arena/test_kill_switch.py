@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from arena_lib.arena.config import ArenaConfig, RoundSettings
 from arena_lib.arena.session import resume_run, start_run
 from arena_lib.arena.store import ArenaStore
-from arena_lib.cli import app
-from arena_lib.config import BacktestConfig
-from arena_lib.replay import AgentSpec
+from arena_lib.cli.main import app
+from arena_lib.core.config import BacktestConfig
+from arena_lib.core.spec import AgentSpec
 
 cli = CliRunner()
 SYMBOLS = ("BTC/USDT", "ETH/USDT")

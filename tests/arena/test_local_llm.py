@@ -18,8 +18,8 @@ from arena_lib.arena.config import ArenaConfig, RoundSettings
 from arena_lib.arena.session import start_run
 from arena_lib.arena.standings import arena_leaderboard
 from arena_lib.arena.store import ArenaStore
-from arena_lib.config import BacktestConfig, RiskLimits
-from arena_lib.replay import AgentSpec
+from arena_lib.core.config import BacktestConfig, RiskLimits
+from arena_lib.core.spec import AgentSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [

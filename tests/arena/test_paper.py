@@ -16,11 +16,11 @@ from arena_lib.arena.paper import CcxtPaperFeed, run_paper
 from arena_lib.arena.rounds import ArenaRunner
 from arena_lib.arena.session import build_roster, create_run
 from arena_lib.arena.store import ArenaStore
-from arena_lib.clock import SimulatedClock
-from arena_lib.config import BacktestConfig, RiskLimits
+from arena_lib.core.clock import SimulatedClock
+from arena_lib.core.config import BacktestConfig, RiskLimits
+from arena_lib.core.spec import AgentSpec
 from arena_lib.data import api_urls_for_host, make_exchange
 from arena_lib.data.market import MarketData
-from arena_lib.replay import AgentSpec
 from tests.servers.binance import INTERVAL_MS, BinanceSpotServer
 
 HOUR_NS = INTERVAL_MS["1h"] * 1_000_000

@@ -19,15 +19,16 @@ import pytest
 
 from arena_lib.agents.base import AccountView
 from arena_lib.agents.llm.prompt import format_number
+from arena_lib.agents.registry import build_agent
 from arena_lib.agents.turn import Turn, TurnContext
 from arena_lib.arena import schema as t
 from arena_lib.arena.rounds import DEADLINE_GRACE_S, ArenaRunner
 from arena_lib.arena.session import Roster, build_roster, create_run, load_arena_market, start_run
 from arena_lib.arena.standings import arena_leaderboard
 from arena_lib.arena.store import ArenaStore
-from arena_lib.config import RiskLimits
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.types import Action, Decision
 from arena_lib.data.snapshot import MarketSnapshot
-from arena_lib.types import Action, Decision
 from tests.arena.conftest import (
     ENV,
     SYMBOLS,
@@ -179,7 +180,7 @@ class _Stuck:
 def test_an_agent_that_ignores_the_deadline_is_cut_off_by_the_runner(store: ArenaStore) -> None:
     config = arena_config(deadline_s=0.5)
     market, first = load_arena_market(config)
-    agents = [_Stuck(), *(spec.build() for spec in config.quant)]
+    agents = [_Stuck(), *(build_agent(spec) for spec in config.quant)]
     run_id, _ = create_run(store, config, Roster(agents), market, "replay", "stuck-run")
     runner = ArenaRunner(config, agents, market, store, run_id, first_row=first)
     try:
@@ -475,7 +476,7 @@ def test_an_llm_without_its_key_is_skipped_and_the_rest_plays(
 def test_sync_decide_runs_one_turn_outside_the_arena(desk: Desk, server: LLMServer) -> None:
     """`LLMAgent.decide` (for `run_replay` and notebooks) sends a schema bounded by a finite leverage limit."""
     from arena_lib.agents.llm.agent import LLMAgent
-    from arena_lib.replay import load_market
+    from arena_lib.data.history import load_market
 
     desk.routes["solo"] = buyer()
     agent = LLMAgent(llm_config(server, "solo"), env=ENV)

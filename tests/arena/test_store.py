@@ -20,7 +20,7 @@ from arena_lib.arena import schema as t
 from arena_lib.arena.session import RunReport, start_run
 from arena_lib.arena.standings import COLUMNS, arena_leaderboard, export_leaderboard, period_results, results_from_store
 from arena_lib.arena.store import ArenaStore, RoundWrite
-from arena_lib.config import RiskLimits
+from arena_lib.core.config import RiskLimits
 from tests.arena.conftest import (
     ENV,
     KEY,

@@ -12,8 +12,9 @@ import pytest
 
 from arena_lib.arena.session import job_run_id, trade_step
 from arena_lib.arena.store import ArenaStore
+from arena_lib.core.spec import AgentSpec
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import AgentSpec, load_market
 from tests.arena.conftest import arena_config
 
 QUANT = (AgentSpec("buy_and_hold", {"fraction": 0.3}), AgentSpec("sma_cross", {"fast": 5, "slow": 20, "fraction": 0.3}))

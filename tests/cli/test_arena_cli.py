@@ -15,7 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from arena_lib.arena.store import ArenaStore
-from arena_lib.cli import app
+from arena_lib.cli.main import app
 
 runner = CliRunner()
 
@@ -102,7 +102,7 @@ def test_sigterm_stops_after_the_current_round_and_resume_finishes(tmp_path: Pat
     cmd = [
         sys.executable,
         "-m",
-        "arena_lib.cli",
+        "arena_lib.cli.main",
         "run",
         "--config",
         str(cfg),

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from arena_lib.cli import app
+from arena_lib.cli.main import app
 from arena_lib.data.sample import load_sample
 
 runner = CliRunner()

@@ -10,9 +10,8 @@ import pytest
 
 from arena_lib.data import DataNotFoundError, DataQualityError, OhlcvCache, load_sample, load_sample_funding
 from arena_lib.data.funding_source import FundingCache
-from arena_lib.data.history import latest_bar, load_bars, load_funding_history
+from arena_lib.data.history import latest_bar, load_bars, load_funding_history, load_market
 from arena_lib.data.ingest import refresh_candles, refresh_funding
-from arena_lib.replay import load_market
 
 HOUR = pd.Timedelta("1h")
 

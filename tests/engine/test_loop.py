@@ -19,14 +19,14 @@ import pytest
 
 from arena_lib.agents.base import AccountView
 from arena_lib.agents.baselines import BuyAndHold, SmaCross
-from arena_lib.clock import SimulatedClock
-from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig
+from arena_lib.core.clock import SimulatedClock
+from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig
+from arena_lib.core.types import Action, Decision
 from arena_lib.data.market import MarketData
 from arena_lib.data.sample import load_sample, load_sample_funding
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.loop import order_id, run_replay
 from arena_lib.engine.rules import liquidation_price
-from arena_lib.types import Action, Decision
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
 HOUR = 3_600_000_000_000

@@ -23,7 +23,7 @@ import pytest
 
 from arena_lib.agents.base import TargetAgent
 from arena_lib.agents.baselines import BuyAndHold, MeanReversion, Momentum, SmaCross
-from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig, RiskLimits
+from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig, RiskLimits
 from arena_lib.data.market import MarketData, SymbolSeries
 from arena_lib.data.sample import load_sample, load_sample_funding
 from arena_lib.engine.kernel import run_batch

@@ -18,6 +18,7 @@ import math
 
 import pytest
 
+from arena_lib.core.types import Position
 from arena_lib.engine.portfolio import (
     Portfolio,
     apply_funding,
@@ -28,7 +29,6 @@ from arena_lib.engine.portfolio import (
     open_position,
 )
 from arena_lib.engine.rules import liquidation_price
-from arena_lib.types import Position
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 MMR = 0.005  # the maintenance margin rate `_pos` uses

@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 
 from arena_lib.agents.base import AccountView
-from arena_lib.config import BacktestConfig, RiskLimits
+from arena_lib.core.config import BacktestConfig, RiskLimits
+from arena_lib.core.types import Action, Decision, Position, SizeUnit
 from arena_lib.data.market import MarketData
 from arena_lib.data.sample import load_sample, load_sample_funding
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.loop import run_replay
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Action, Decision, Position, SizeUnit
 
 FEE = 0.0005
 SYM = "BTC/USDT"

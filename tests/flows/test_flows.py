@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from arena_lib import tracking
 from arena_lib.arena.store import ArenaStore
+from arena_lib.workflow import tracking
 from tests.tool_homes import MLFLOW_ENV, redirect_tool_homes, reset_mlflow
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 
 from arena_lib.agents.registry import make_agent
-from arena_lib.config import BacktestConfig, CostModel
+from arena_lib.core.config import BacktestConfig, CostModel
+from arena_lib.data.history import load_market
 from arena_lib.engine.kernel import run_batch
-from arena_lib.replay import load_market
 from arena_lib.research.sweep import (
     CELL_METRICS,
     Window,
@@ -78,7 +78,7 @@ def _same(a: float, b: float) -> bool:
 # ---------------------------------------------------------------------------------------------------- the flow
 @pytest.mark.usefixtures("prefect_harness")
 def test_sweep_rows_equal_direct_run_batch_and_land_in_mlflow(mlflow_store: str, tmp_path: Path) -> None:
-    from arena_lib import tracking
+    from arena_lib.workflow import tracking
     from flows.sweep import run_sweep
 
     result = run_sweep(

@@ -15,8 +15,8 @@ import pytest
 
 from arena_lib.arena.session import start_run
 from arena_lib.arena.store import ArenaStore
-from arena_lib.config import RiskLimits
-from arena_lib.replay import AgentSpec
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.spec import AgentSpec
 from tests.arena.conftest import ENV, KEY, Desk, Reply, Request, answer, arena_config, buyer, coin, llm_config
 from tests.servers.llm import LLMServer, Script
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from arena_lib.arena import schema as t
 from arena_lib.arena.store import ArenaStore
-from arena_lib.clock import SimulatedClock
+from arena_lib.core.clock import SimulatedClock
 from arena_lib.monitor.controls import (
     ACTOR,
     TOKEN_ENV,

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from arena_lib.arena import schema as t
 from arena_lib.arena.standings import COLUMNS, arena_leaderboard, flip_flops, period_results, results_from_store
 from arena_lib.arena.store import ArenaStore
-from arena_lib.engine import metrics
+from arena_lib.analytics import metrics
 from arena_lib.monitor import queries as q
 from arena_lib.monitor import risk
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from arena_lib import tracking
-from arena_lib.clock import SimulatedClock
+from arena_lib.core.clock import SimulatedClock
 from arena_lib.monitor import research
-from arena_lib.promotion import Gates, promote
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion import Gates, promote
 from tests.tool_homes import MLFLOW_ENV, redirect_tool_homes, reset_mlflow
 
 GATES = Gates.model_validate(

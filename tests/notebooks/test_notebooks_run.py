@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from arena_lib import tracking
-from arena_lib.notebooks import NotebookRun, run_notebook
+from arena_lib.workflow import tracking
+from arena_lib.workflow.notebooks import NotebookRun, run_notebook
 from tests.notebooks.conftest import NOTEBOOKS
 
 
@@ -62,7 +62,7 @@ def test_30_llm_prompt_lab_replays_the_recorded_model_offline(tmp_path: Path) ->
 
 
 def test_30_llm_prompt_lab_refuses_an_unrecorded_snapshot(tmp_path: Path) -> None:
-    from arena_lib.notebooks import NotebookExecutionError
+    from arena_lib.workflow.notebooks import NotebookExecutionError
 
     with pytest.raises(NotebookExecutionError, match="CacheMissError"):
         _run("30_llm_prompt_lab", {"n_snapshots": 2, "start": "2025-06-01"}, tmp_path)
@@ -91,8 +91,8 @@ def test_50_arena_report(tmp_path: Path) -> None:
     from arena_lib.arena.config import ArenaConfig, RoundSettings
     from arena_lib.arena.session import start_run
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.config import BacktestConfig
-    from arena_lib.replay import AgentSpec
+    from arena_lib.core.config import BacktestConfig
+    from arena_lib.core.spec import AgentSpec
 
     config = ArenaConfig(
         market=BacktestConfig(symbols=("BTC/USDT", "ETH/USDT"), timeframe="1h", start="2025-03-01", end="2025-03-02"),
@@ -159,7 +159,7 @@ def test_21_train_keras_lstm(tmp_path: Path) -> None:
     assert {"pbo", "deflated_sharpe", "rule_trials"} <= set(data.metrics)
     assert data.tags["arena.data_hash"]
     assert tracking.alias_version("nb_lstm", "candidate") == "1"
-    from arena_lib.model_store import model_metadata
+    from arena_lib.models.store import model_metadata
 
     meta = model_metadata(tracking.model_uri("nb_lstm", "candidate"))
     assert meta["arena_kind"] == "lstm"

@@ -39,7 +39,7 @@ import pandas as pd
 import pytest
 
 from arena_lib.agents.baselines import SmaCross
-from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig
+from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig
 from arena_lib.data.market import MarketData
 from arena_lib.data.sample import load_sample
 from arena_lib.engine.kernel import run_batch

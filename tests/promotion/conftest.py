@@ -16,13 +16,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from arena_lib import tracking
 from arena_lib.data.sample import load_sample, load_sample_funding
-from arena_lib.model_store import register_trained_model
-from arena_lib.promotion import Gates
+from arena_lib.models.estimators import Model, ModelSpec
 from arena_lib.research.dataset import make_dataset
-from arena_lib.research.models import Model, ModelSpec
 from arena_lib.research.training import fit_final
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion import Gates
+from arena_lib.workflow.tracking import register_trained_model
 from tests.tool_homes import MLFLOW_ENV, redirect_tool_homes, reset_mlflow
 
 EXPERIMENT = "promotion-tests"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from arena_lib import tracking
-from arena_lib.promotion import promote
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion import promote
 from tests.promotion.conftest import PASSING_VALIDATION, RunFactory, gates, unique_name
 
 

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from arena_lib import tracking
-from arena_lib.clock import SimulatedClock
-from arena_lib.promotion import (
+from arena_lib.core.clock import SimulatedClock
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion import (
     GATE_NAMES,
     HISTORY_TAG,
     PAPER_SINCE_TAG,

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from arena_lib import tracking
-from arena_lib.cli_promotion import register
+from arena_lib.cli.promotion import register
+from arena_lib.workflow import tracking
 from tests.promotion.conftest import PASSING_VALIDATION, RunFactory, unique_name, write_gates
 
 runner = CliRunner()

@@ -10,9 +10,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import log_loss, roc_auc_score
 
-from arena_lib.config import BacktestConfig, CostModel
+from arena_lib.core.config import BacktestConfig, CostModel
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import load_market
 from arena_lib.research.evaluation import (
     PredictionAgent,
     backtest_predictions,

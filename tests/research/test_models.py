@@ -13,8 +13,7 @@ import pydantic
 import pytest
 
 from arena_lib.data.sample import load_sample
-from arena_lib.research.dataset import Dataset, make_dataset
-from arena_lib.research.models import (
+from arena_lib.models.estimators import (
     LSTMModel,
     MLPModel,
     Model,
@@ -26,6 +25,7 @@ from arena_lib.research.models import (
     symbol_windows,
     xgboost_device,
 )
+from arena_lib.research.dataset import Dataset, make_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 XGB = ModelSpec(kind="xgboost", params={"n_estimators": 20, "max_depth": 3})
@@ -75,7 +75,7 @@ def test_spec_is_frozen_and_refuses_unknown_fields_and_params() -> None:
 
 def test_importing_models_does_not_import_tensorflow_or_xgboost() -> None:
     code = (
-        "import sys, arena_lib.research.models, arena_lib.research.training, arena_lib.model_store\n"
+        "import sys, arena_lib.models.estimators, arena_lib.research.training, arena_lib.models.store\n"
         "print([m for m in ('tensorflow', 'keras', 'xgboost', 'mlflow') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

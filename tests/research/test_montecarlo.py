@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from arena_lib.engine.metrics import max_drawdown
+from arena_lib.analytics.metrics import max_drawdown
 from arena_lib.research.montecarlo import (
     drawdown_distribution,
     path_max_drawdowns,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from arena_lib.engine.metrics import sharpe
+from arena_lib.analytics.metrics import sharpe
 from arena_lib.research.bootstrap import equity_from_returns, sharpe_by_column, sharpe_ratio
 from arena_lib.research.overfitting import (
     EULER_GAMMA,

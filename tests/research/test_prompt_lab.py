@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from arena_lib.agents.llm.cache import CacheMissError, ResponseCache
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import load_market
 from arena_lib.research.prompt_lab import load_recording, run_prompt_lab, snapshot_rows
 from tests.arena.conftest import ENV, KEY, Desk, buyer, llm_config
 from tests.servers.llm import LLMServer, Script

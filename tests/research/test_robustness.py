@@ -11,11 +11,11 @@ import pytest
 
 from arena_lib.agents.base import BatchSignals
 from arena_lib.agents.registry import make_agent
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.engine.kernel import run_batch
 from arena_lib.engine.results import BacktestResult
-from arena_lib.replay import load_market
 from arena_lib.research.robustness import (
     SENSITIVITY_COLUMNS,
     backtest_metric,

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import load_market
 from arena_lib.research.evaluation import backtest_predictions
 from arena_lib.research.overfitting import deflated_sharpe_ratio, pbo_cscv, trial_sharpe_variance
 from arena_lib.research.rule_selection import rule_selection

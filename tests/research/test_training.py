@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from arena_lib.data.sample import load_sample
+from arena_lib.models.estimators import ModelSpec, build_model
 from arena_lib.research import training
 from arena_lib.research.dataset import Dataset, make_dataset, time_splits
 from arena_lib.research.evaluation import prediction_metrics
-from arena_lib.research.models import ModelSpec, build_model
 
 XGB = ModelSpec(kind="xgboost", params={"n_estimators": 20, "max_depth": 3})
 

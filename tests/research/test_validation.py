@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from arena_lib.config import BacktestConfig
+from arena_lib.core.config import BacktestConfig
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
-from arena_lib.replay import load_market
 from arena_lib.research.bootstrap import sharpe_ratio
 from arena_lib.research.overfitting import pbo_cscv, walk_forward_oos
 from arena_lib.research.validation import StrategyValidation, expand_grid, validate_strategy
@@ -88,7 +88,7 @@ def test_a_market_too_short_for_the_folds_is_refused(market: MarketData, config:
 
 
 def test_the_report_writes_the_summary_and_every_figure(report: StrategyValidation, tmp_path: Path) -> None:
-    from arena_lib.validation_report import validation_figures, write_validation_report
+    from arena_lib.reports.validation import validation_figures, write_validation_report
 
     paths = write_validation_report(report, tmp_path / "report")
     summary = json.loads(paths["summary"].read_text())

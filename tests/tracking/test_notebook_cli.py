@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from arena_lib import tracking
-from arena_lib.cli_research import parse_parameter_args, parse_value, register
+from arena_lib.cli.research import parse_parameter_args, parse_value, register
+from arena_lib.workflow import tracking
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUM = FIXTURES / "sum_of_squares.ipynb"

@@ -1,4 +1,4 @@
-"""`arena_lib.notebooks`: parameter checks, and real papermill executions that log into one MLflow run.
+"""`arena_lib.workflow.notebooks`: parameter checks, and real papermill executions that log into one MLflow run.
 
 Each execution starts a kernel (2-4 s here), so the module runs the passing and the failing notebook once each.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from arena_lib import notebooks, tracking
+from arena_lib.workflow import notebooks, tracking
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUM = FIXTURES / "sum_of_squares.ipynb"

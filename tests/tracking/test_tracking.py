@@ -1,4 +1,4 @@
-"""`arena_lib.tracking` against a real MLflow sqlite store: where it lives, what runs log, redaction, the registry."""
+"""`workflow.tracking` against a real MLflow sqlite store: where it lives, what runs log, redaction, the registry."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import mlflow
 import pandas as pd
 import pytest
 
-from arena_lib import paths, tracking
+from arena_lib.core import paths
+from arena_lib.workflow import tracking
 
 SECRET_KEY_VALUE = "sk-abcdefghijklmnopqrstuvwx0123456789"
 DB_URL = "postgresql://arena:hunter2@db.internal:5432/arena"

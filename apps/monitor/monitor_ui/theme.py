@@ -1,7 +1,7 @@
 """The one place that decides how the monitor's charts look: template, palette, agent colours, axis formats.
 
 Why here: every page draws agents, and an agent must keep its colour from the equity race to its own detail page
-and the risk charts. The palette and template are the project's (`arena_lib.reporting`), so a chart in the
+and the risk charts. The palette and template are the project's (`arena_lib.reports.figures`), so a chart in the
 monitor and one in an HTML report of the same run read alike. Charts are rendered with `theme=None` so Streamlit
 does not restyle them.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import plotly.graph_objects as go
 
-from arena_lib.reporting import PALETTE, TEMPLATE
+from arena_lib.reports.figures import PALETTE, TEMPLATE
 
 SYMBOL_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756", "#72b7b2", "#eeca3b", "#9d755d"]
 """Symbols get their own palette (Vega's), so a symbol's bar never looks like an agent's line."""

@@ -6,8 +6,8 @@ import streamlit as st
 from monitor_ui import components as ui
 from monitor_ui import data
 
-from arena_lib import tracking
 from arena_lib.monitor.research import TrackingUnavailableError, gate_checks, tracking_store
+from arena_lib.workflow import tracking
 
 st.title("Research")
 uri = tracking.tracking_uri()

@@ -22,9 +22,9 @@ from arena_lib.agents.llm.parsing import parse_decisions
 from arena_lib.agents.llm.prompt import Prompt, PromptBuilder
 from arena_lib.agents.llm.schema import decision_json_schema, to_engine_decision
 from arena_lib.agents.turn import DecisionNote, ModelCall, Turn, TurnContext
-from arena_lib.config import RiskLimits
-from arena_lib.sync import run_sync
-from arena_lib.types import Decision, hold
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.sync import run_sync
+from arena_lib.core.types import Decision, hold
 
 if TYPE_CHECKING:
     from arena_lib.data.snapshot import MarketSnapshot

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import BigInteger, Engine, LargeBinary, String, bindparam, func, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from arena_lib.database import local_url, open_engine
+from arena_lib.core.database import local_url, open_engine
 
 CACHE_URL_ENV = "ARENA_LLM_CACHE_URL"
 CacheMode = Literal["use", "strict", "refresh", "off"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from arena_lib.types import Action, Decision, SizeUnit
+from arena_lib.core.types import Action, Decision, SizeUnit
 
 # Quote currencies (and contract suffixes) a model may glue to a coin name: "BTCUSDT", "BTC-USD", "BTC-PERP".
 _KNOWN_QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "USD", "EUR", "PERP")

@@ -27,9 +27,9 @@ from arena_lib.agents.llm.schema import (
     symbol_for_coin,
     to_engine_decision,
 )
-from arena_lib.config import RiskLimits
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.types import Action, SizeUnit
 from arena_lib.engine.risk import RiskEngine
-from arena_lib.types import Action, SizeUnit
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 

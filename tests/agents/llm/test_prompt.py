@@ -24,11 +24,11 @@ from arena_lib.agents.llm.prompt import (
     format_number,
     min_history,
 )
+from arena_lib.core.types import Position
+from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.features import core
-from arena_lib.replay import load_market
-from arena_lib.types import Position
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
 FIELD_NAMES = [

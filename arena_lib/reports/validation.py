@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from arena_lib.reporting import PALETTE, TEMPLATE
+from arena_lib.reports.figures import PALETTE, TEMPLATE
 from arena_lib.research.validation import StrategyValidation
 
 __all__ = ["validation_figures", "write_validation_report"]

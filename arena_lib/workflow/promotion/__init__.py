@@ -6,7 +6,7 @@ A run's registered model version gets `candidate`, `paper` or `live` only when t
 `aliases` (promote, rollback, history).
 """
 
-from arena_lib.promotion.aliases import (
+from arena_lib.workflow.promotion.aliases import (
     HISTORY_TAG,
     PREVIOUS_TAG,
     REPORT_DIR,
@@ -17,7 +17,7 @@ from arena_lib.promotion.aliases import (
     promote,
     rollback,
 )
-from arena_lib.promotion.checks import (
+from arena_lib.workflow.promotion.checks import (
     METRIC_NAMES,
     PAPER_SINCE_TAG,
     GateCheck,
@@ -27,7 +27,7 @@ from arena_lib.promotion.checks import (
     evaluate_gates,
     find_model_version,
 )
-from arena_lib.promotion.config import (
+from arena_lib.workflow.promotion.config import (
     GATE_NAMES,
     Gates,
     GatesConfigError,

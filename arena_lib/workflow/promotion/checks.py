@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from arena_lib import tracking
-from arena_lib.clock import Clock, WallClock
-from arena_lib.promotion.config import Gates, LookaheadGate, load_gates
+from arena_lib.core.clock import Clock, WallClock
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion.config import Gates, LookaheadGate, load_gates
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -381,7 +381,7 @@ _CHECKS: dict[str, Callable[[_Run, Any], GateCheck]] = {
 
 
 def _read_run(run_id: str, alias: str, ref: ModelRef | None, now: pd.Timestamp) -> _Run:
-    from arena_lib.model_store import model_metadata
+    from arena_lib.models.store import model_metadata
 
     mlflow_run = get_run(run_id)
     metadata: dict[str, Any] | None = None

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from arena_lib.paths import project_root
+from arena_lib.core.paths import project_root
 
 __all__ = [
     "DEFAULT_GATES_FILE",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from arena_lib.research.models import (
+from arena_lib.models.estimators import (
     LSTMModel,
     MLPModel,
     Model,
@@ -137,39 +137,13 @@ def _arena_metadata(model_uri: str) -> dict[str, Any]:
     metadata = get_model_info(model_uri).metadata or {}
     missing = [k for k in RESERVED_KEYS if k not in metadata]
     if missing:
-        raise ValueError(f"{model_uri} was not logged by arena_lib.model_store (no {missing} metadata)")
+        raise ValueError(f"{model_uri} was not logged by arena_lib.models.store (no {missing} metadata)")
     return dict(metadata)
 
 
 def model_metadata(model_uri: str) -> dict[str, Any]:
     """Everything the model was logged with under `arena_*` keys (features, task, kind, trading rule, horizon...)."""
     return _arena_metadata(model_uri)
-
-
-def register_trained_model(
-    model: Model,
-    X_example: pd.DataFrame,
-    registered_name: str,
-    *,
-    alias: str = "candidate",
-    trading_rule: Mapping[str, Any] | None = None,
-    extra_metadata: Mapping[str, Any] | None = None,
-) -> tuple[ModelInfo, str]:
-    """Log `model` to the active run and register it as `registered_name` with `alias` (a new version).
-
-    `trading_rule` (`threshold`, `fraction`, `allow_short`: how the predictions were traded when the model was
-    validated) is stored as `arena_threshold` etc., and the ML agent trades by it unless told otherwise, so a
-    promoted model keeps the rule that earned its promotion. Returns the logged model's info and the version.
-    """
-    from arena_lib import tracking
-
-    rule = {f"arena_{k}": v for k, v in dict(trading_rule or {}).items()}
-    unknown = sorted(set(rule) - {"arena_threshold", "arena_fraction", "arena_allow_short"})
-    if unknown:
-        raise ValueError(f"trading_rule keys are threshold, fraction and allow_short; got {unknown}")
-    info = log_model(model, X_example, extra_metadata={**dict(extra_metadata or {}), **rule})
-    version = tracking.register_model(info.model_uri, registered_name, alias=alias)
-    return info, version
 
 
 def model_features(model_uri: str) -> tuple[str, ...]:

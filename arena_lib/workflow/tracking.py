@@ -4,10 +4,10 @@ This is the one module that knows where MLflow lives. Every run that produces a 
 `start_run`, so every run carries the same provenance: git SHA and dirty flag, data hash, package version and the
 full spec as `spec.json`. Secrets never reach MLflow: `redact` masks them before anything is logged.
 
-A notebook executed by `arena_lib.notebooks.run_notebook` gets `MLFLOW_RUN_ID` in its environment, and `start_run`
+A notebook executed by `workflow.notebooks.run_notebook` gets `MLFLOW_RUN_ID` in its environment, and `start_run`
 then resumes that run instead of opening a new one, so what the notebook logs lands next to the executed notebook.
 
-mlflow is imported inside the functions: importing it costs seconds, and `import arena_lib.tracking` must stay cheap
+mlflow is imported inside the functions: importing it costs seconds, and importing this module must stay cheap
 (the CLI imports it for `arena mlflow uri`).
 """
 
@@ -24,16 +24,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arena_lib.paths import git_state, project_root
+from arena_lib.core.paths import git_state
+from arena_lib.models.registry import (
+    ALIASES,
+    TRACKING_URI_ENV,
+    artifact_root,
+    configure,
+    default_tracking_uri,
+    model_uri,
+    sqlite_path,
+    tracking_uri,
+)
+from arena_lib.models.registry import check_alias as _check_alias
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import ActiveRun, MlflowClient
+    from mlflow.models.model import ModelInfo
+
+    from arena_lib.models.estimators import Model
 
 log = logging.getLogger(__name__)
 
 RUN_ID_ENV = "MLFLOW_RUN_ID"
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-ALIASES = ("candidate", "paper", "live")
 REDACTED = "***"
 
 # MLflow's own limits (mlflow.utils.validation): longer values are rejected, so we cut them ourselves and say so.
@@ -56,50 +69,6 @@ _TOKEN_VALUE = re.compile(
 )
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _BAD_KEY_CHARS = re.compile(r"[^\w\-./ :]")
-
-
-# --------------------------------------------------------------------------------------------------- where it lives
-def default_tracking_uri() -> str:
-    """`sqlite:///<project root>/mlruns/mlflow.db` as an absolute path (MLflow 3's file store is deprecated)."""
-    folder = project_root() / "mlruns"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / 'mlflow.db').as_posix()}"
-
-
-def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` when set (a server, PostgreSQL, another file), else the project's sqlite default."""
-    return os.environ.get(TRACKING_URI_ENV, "").strip() or default_tracking_uri()
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///"):
-        return None
-    raw = uri[len("sqlite:///") :].split("?", 1)[0]
-    if not raw or raw == ":memory:":
-        return None
-    return Path(raw).resolve()
-
-
-def artifact_root() -> Path:
-    """Where local runs keep artifacts: `artifacts/` beside the sqlite database (`<root>/mlruns/artifacts` by default).
-
-    A tracking server decides its own artifact store; this folder is only used for local sqlite stores.
-    """
-    db = _sqlite_path(tracking_uri())
-    return db.parent / "artifacts" if db is not None else project_root() / "mlruns" / "artifacts"
-
-
-def configure() -> str:
-    """Point mlflow's tracking and registry at `tracking_uri()` and return it. Cheap; call it before any MLflow use.
-
-    mlflow also exports the URI as `MLFLOW_TRACKING_URI`, so subprocesses (notebook kernels) inherit it.
-    """
-    import mlflow
-
-    uri = tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    return uri
 
 
 def client() -> MlflowClient:
@@ -128,7 +97,7 @@ def experiment_id(name: str) -> str:
             mlc.restore_experiment(found.experiment_id)
         return str(found.experiment_id)
     location = None
-    if _sqlite_path(tracking_uri()) is not None:
+    if sqlite_path(tracking_uri()) is not None:
         slug = re.sub(r"[^A-Za-z0-9._\-]+", "_", name).strip("._") or "experiment"
         location = (artifact_root() / slug).as_uri()
     try:
@@ -410,9 +379,6 @@ def log_frame(frame: Any, name: str, *, run_id: str | None = None) -> str:
 
 
 # -------------------------------------------------------------------------------------------------------- registry
-def _check_alias(alias: str) -> None:
-    if alias not in ALIASES:
-        raise ValueError(f"unknown model alias {alias!r}: use one of {', '.join(ALIASES)}")
 
 
 def register_model(
@@ -460,9 +426,38 @@ def alias_version(name: str, alias: str) -> str | None:
         raise
 
 
-def model_uri(name: str, alias: str) -> str:
-    """`models:/<name>@<alias>`: how flows load a promoted model (by alias, never by path)."""
-    _check_alias(alias)
-    if not name:
-        raise ValueError("registered model name must be non-empty")
-    return f"models:/{name}@{alias}"
+def register_trained_model(
+    model: Model,
+    X_example: pd.DataFrame,
+    registered_name: str,
+    *,
+    alias: str = "candidate",
+    trading_rule: Mapping[str, Any] | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> tuple[ModelInfo, str]:
+    """Log `model` to the active run and register it as `registered_name` with `alias` (a new version).
+
+    `trading_rule` (`threshold`, `fraction`, `allow_short`: how the predictions were traded when the model was
+    validated) is stored as `arena_threshold` etc., and the ML agent trades by it unless told otherwise, so a
+    promoted model keeps the rule that earned its promotion. Returns the logged model's info and the version.
+    """
+    from arena_lib.models.store import log_model
+
+    rule = {f"arena_{k}": v for k, v in dict(trading_rule or {}).items()}
+    unknown = sorted(set(rule) - {"arena_threshold", "arena_fraction", "arena_allow_short"})
+    if unknown:
+        raise ValueError(f"trading_rule keys are threshold, fraction and allow_short; got {unknown}")
+    info = log_model(model, X_example, extra_metadata={**dict(extra_metadata or {}), **rule})
+    version = register_model(info.model_uri, registered_name, alias=alias)
+    return info, version
+
+
+__all__ = [
+    "ALIASES",
+    "TRACKING_URI_ENV",
+    "artifact_root",
+    "configure",
+    "default_tracking_uri",
+    "model_uri",
+    "tracking_uri",
+]

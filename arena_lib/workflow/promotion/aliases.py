@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from arena_lib import tracking
-from arena_lib.clock import Clock, WallClock
-from arena_lib.promotion.checks import (
+from arena_lib.core.clock import Clock, WallClock
+from arena_lib.workflow import tracking
+from arena_lib.workflow.promotion.checks import (
     PAPER_SINCE_TAG,
     GateReport,
     ModelRef,
@@ -31,7 +31,7 @@ from arena_lib.promotion.checks import (
     get_run,
     judge,
 )
-from arena_lib.promotion.config import Gates, load_gates
+from arena_lib.workflow.promotion.config import Gates, load_gates
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -234,7 +234,7 @@ def promote(
     if ref is None:
         raise PromotionError(
             f"run {run_id} registered no model version: promote the run that registered it "
-            "(model_store.register_trained_model)"
+            "(tracking.register_trained_model)"
         )
     now = pd.Timestamp((clock or WallClock()).now_ns(), tz="UTC")
     report = judge(run_id, alias, resolved, ref, now, must_beat)

@@ -1,6 +1,6 @@
 """The arena's commands: `arena run`, `runs`, `leaderboard`, `decisions`, `breakers ...`, `llm ...`, `cache ...`.
 
-Registered on the main `arena` app by `arena_lib.cli`. Heavy imports stay inside the commands.
+Registered on the main `arena` app by `arena_lib.cli.main`. Heavy imports stay inside the commands.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ CacheUrlOption = Annotated[
 
 
 def _console() -> Any:
-    from arena_lib.cli import console
+    from arena_lib.cli.main import console
 
     return console
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from arena_lib.cli import _fail as fail
+    from arena_lib.cli.main import _fail as fail
 
     fail(message, code)
 
@@ -59,7 +59,7 @@ def _graceful_stop() -> threading.Event:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        from arena_lib.cli import err
+        from arena_lib.cli.main import err
 
         err.print(f"{signal.Signals(signum).name}: stopping after the current round (again to abort)")
 
@@ -89,7 +89,7 @@ def run(
     from arena_lib.arena.config import load_arena_config
     from arena_lib.arena.session import resume_run, start_paper_run, start_run
     from arena_lib.arena.store import ArenaStore, redact_url
-    from arena_lib.cli import _progress
+    from arena_lib.cli.main import _progress
     from arena_lib.data.errors import DataError
 
     if mode not in ("replay", "paper"):
@@ -181,8 +181,8 @@ def demo_arena(config: Path, out_dir: Path) -> str:
     from arena_lib.arena.session import start_run
     from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, results_from_store
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.cli import _progress
-    from arena_lib.reporting import equity_race_figure, write_html
+    from arena_lib.cli.main import _progress
+    from arena_lib.reports.figures import equity_race_figure, write_html
 
     console = _console()
     cfg = load_arena_config(config)
@@ -269,7 +269,7 @@ def leaderboard(
     """The arena leaderboard: nof1's metrics plus reliability columns, LLM and quant agents together."""
     from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, results_from_store
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.reporting import equity_race_figure, write_html
+    from arena_lib.reports.figures import equity_race_figure, write_html
 
     store = ArenaStore(db)
     run_id = run or store.latest_run_id()
@@ -421,7 +421,7 @@ def halt(
     import getpass
 
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.clock import WallClock
+    from arena_lib.core.clock import WallClock
 
     state = ArenaStore(db).set_halt(True, reason=reason, by=getpass.getuser(), at_ns=WallClock().now_ns())
     _console().print(f"[bold red]{state.describe()}[/]")
@@ -432,7 +432,7 @@ def resume(db: DbOption = None) -> None:
     import getpass
 
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.clock import WallClock
+    from arena_lib.core.clock import WallClock
 
     store = ArenaStore(db)
     before = store.halt_state()
@@ -479,7 +479,7 @@ def breakers_reset(
 
     from arena_lib.arena.breakers import reset_breakers
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.clock import WallClock
+    from arena_lib.core.clock import WallClock
 
     store = ArenaStore(db)
     try:

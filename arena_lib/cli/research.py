@@ -1,6 +1,6 @@
 """Research commands: `arena notebook run|params` (papermill under MLflow) and `arena mlflow uri`.
 
-Registered on the main `arena` app by `arena_lib.cli` through `register(app)`. Heavy imports (papermill, mlflow)
+Registered on the main `arena` app by `arena_lib.cli.main` through `register(app)`. Heavy imports (papermill, mlflow)
 stay inside the commands so that `arena --help` stays instant.
 """
 
@@ -36,7 +36,7 @@ _ParamLoader.add_implicit_resolver(
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
-    from arena_lib.cli import _fail as fail
+    from arena_lib.cli.main import _fail as fail
 
     fail(escape(message), code)
 
@@ -90,7 +90,7 @@ def notebook_run(
 
     Prints the executed notebook's path, then `run_id: <id>` as the last line.
     """
-    from arena_lib.notebooks import NotebookExecutionError, NotebookParameterError, run_notebook
+    from arena_lib.workflow.notebooks import NotebookExecutionError, NotebookParameterError, run_notebook
 
     try:
         params = parse_parameter_args(list(ctx.args))
@@ -129,8 +129,8 @@ def notebook_params(
     from rich.markup import escape
     from rich.table import Table
 
-    from arena_lib.cli import console
-    from arena_lib.notebooks import NotebookParameterError, notebook_parameters
+    from arena_lib.cli.main import console
+    from arena_lib.workflow.notebooks import NotebookParameterError, notebook_parameters
 
     try:
         declared = notebook_parameters(path)
@@ -151,7 +151,7 @@ def notebook_params(
 @mlflow_app.command("uri")
 def mlflow_uri() -> None:
     """Print the tracking URI, e.g. `mlflow ui --backend-store-uri "$(arena mlflow uri)"`."""
-    from arena_lib.tracking import tracking_uri
+    from arena_lib.workflow.tracking import tracking_uri
 
     print(tracking_uri())
 

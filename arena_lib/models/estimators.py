@@ -34,8 +34,6 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from arena_lib.agents.model_agent import feature_difference
-
 Kind = Literal["xgboost", "mlp", "lstm"]
 KINDS: tuple[str, ...] = ("xgboost", "mlp", "lstm")
 
@@ -55,6 +53,18 @@ KERAS_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 _PREDICT_CHUNK = 8192
 _RESERVED_XGB = {"random_state": "ModelSpec.seed", "seed": "ModelSpec.seed", "objective": "ModelSpec.task"}
+
+
+def feature_difference(expected: Sequence[str], given: Sequence[str]) -> str:
+    """'' when `given` is exactly `expected`; else what it is missing, what it has extra, or that the order differs."""
+    want, got = [str(f) for f in expected], [str(f) for f in given]
+    if want == got:
+        return ""
+    missing = [f for f in want if f not in got]
+    extra = [f for f in got if f not in want]
+    parts = [f"missing {missing}"] if missing else []
+    parts += [f"extra {extra}"] if extra else []
+    return "; ".join(parts) or f"reordered or duplicated: expected {want}, got {got}"
 
 
 class ModelSpec(BaseModel):

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from arena_lib import paths, tracking
+from arena_lib.core import paths
+from arena_lib.workflow import tracking
 
 KERNEL_NAME = "arena"
 _REQUIRED = re.compile(r"\brequired\b", re.IGNORECASE)
@@ -198,7 +199,7 @@ def _environ(values: Mapping[str, str]) -> Iterator[None]:
 
 def _output_path(nb_path: Path, output_dir: str | Path | None, output_path: str | Path | None) -> Path:
     """`output_path` as given, else `<output_dir or <project>/runs/notebooks>/<stem>-<UTC time>.ipynb`."""
-    from arena_lib.clock import WallClock
+    from arena_lib.core.clock import WallClock
 
     if output_path is not None:
         out = Path(output_path).expanduser().resolve()

@@ -1,7 +1,6 @@
-"""Operations commands: `arena flows serve` / `arena flows list` (Prefect schedules) and `arena monitor` (Streamlit).
+"""`arena flows serve` / `arena flows list`: Prefect schedules, offered to the `arena` CLI by this package.
 
-Prefect and Streamlit are imported only inside the commands (and only through `flows/` and `apps/`): the library
-itself never imports them, and `arena --help` stays instant.
+The library never imports `flows`; `arena_lib.cli.ops` finds this group through the `arena.cli` entry point.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-flows_app = typer.Typer(no_args_is_help=True, help="Prefect deployments: ingest, trade, retrain, report.")
+app = typer.Typer(no_args_is_help=True, help="Prefect deployments: ingest, trade, retrain, report.")
 LOCAL_API = "http://127.0.0.1:4200/api"
 
 
@@ -36,17 +35,16 @@ def _wait_healthy(api_url: str, timeout_s: float = 90.0) -> None:
     raise TimeoutError(f"the Prefect server at {api_url} did not become healthy within {timeout_s:.0f}s")
 
 
-@flows_app.command("list")
+@app.command("list")
 def list_command() -> None:
     """Show the deployments `serve` registers: flow, name, cron (UTC) and parameters."""
-    import flows  # noqa: F401 - Prefect's project-local home before Prefect loads
     from flows.deploy import schedules
 
     for flow_name, s in schedules().items():
         _say(f"{flow_name:8s} {s.name:16s} cron '{s.cron}' {s.parameters}  - {s.description}")
 
 
-@flows_app.command("serve")
+@app.command("serve")
 def serve_command(
     start_server: Annotated[
         bool, typer.Option("--start-server", help=f"start a local Prefect server on {LOCAL_API} first")
@@ -55,8 +53,6 @@ def serve_command(
     trade_mode: Annotated[str | None, typer.Option(help="paper (default) or replay")] = None,
 ) -> None:
     """Register the four deployments with the Prefect server and run them when due (Ctrl-C stops)."""
-    import flows  # noqa: F401
-
     if trade_mode not in (None, "paper", "replay"):
         _say(f"--trade-mode must be paper or replay (live is not available), got {trade_mode!r}")
         raise typer.Exit(2)
@@ -83,36 +79,3 @@ def serve_command(
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-
-
-def monitor_command(
-    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8501,
-) -> None:
-    """Start the Streamlit monitor on loopback over the arena store and MLflow (read-only unless unlocked)."""
-    from arena_lib.paths import project_root
-
-    app = project_root() / "apps" / "monitor" / "app.py"
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(app),
-        "--server.headless",
-        "true",
-        "--server.address",
-        "127.0.0.1",
-        "--server.port",
-        str(port),
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    _say(f"monitor on http://127.0.0.1:{port}")
-    # From the app's folder, so Streamlit reads apps/monitor/.streamlit/config.toml (theme, no tracebacks shown).
-    raise typer.Exit(subprocess.call(cmd, cwd=app.parent))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `flows` group and `monitor` to the `arena` app."""
-    app.add_typer(flows_app, name="flows")
-    app.command("monitor")(monitor_command)

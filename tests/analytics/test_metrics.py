@@ -1,4 +1,4 @@
-"""Worked examples and properties for arena_lib.engine.metrics.
+"""Worked examples and properties for arena_lib.analytics.metrics.
 
 Expected values are computed by hand in each test, with the arithmetic in comments.
 The cross-checks at the end compare against empyrical (empyrical-reloaded) on the same
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arena_lib.engine import metrics as m
+from arena_lib.analytics import metrics as m
 
 DAILY = 365.25  # periods per year for daily bars: 365.25 days / 1 day
 

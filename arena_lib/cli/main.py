@@ -132,10 +132,11 @@ def backtest(
     from pydantic import ValidationError
 
     from arena_lib.agents.registry import make_agent, parse_params
-    from arena_lib.clock import WallClock, to_timestamp
-    from arena_lib.config import BacktestConfig, CostModel, ExecutionConfig
+    from arena_lib.core.clock import WallClock, to_timestamp
+    from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig
     from arena_lib.data.errors import DataError
-    from arena_lib.replay import load_market, save_result
+    from arena_lib.data.history import load_market
+    from arena_lib.reports.files import save_result
 
     if not symbol and not data:
         _fail("give --symbol SYMBOL (bundled sample) or --data PATH (your file)")
@@ -209,13 +210,16 @@ def demo(
     out: Annotated[Path | None, typer.Option(help="output folder (default runs/demo)")] = None,
 ) -> None:
     """Check the sample, replay the baseline competition, then an arena round-robin with the LLM agents."""
+    from arena_lib.core.spec import load_competition
     from arena_lib.data.quality import check_ohlcv
-    from arena_lib.replay import load_competition, run_competition, save_result
-    from arena_lib.reporting import equity_race_figure, write_html
+    from arena_lib.engine.backtest import run_competition
+    from arena_lib.reports.figures import equity_race_figure, write_html
+    from arena_lib.reports.files import save_result
 
     cfg, specs = load_competition(config)
     out_dir = out or DEFAULT_RUNS / "demo"
     console.rule("1. sample data quality")
+    from arena_lib.agents.registry import build_agent
     from arena_lib.data.sample import load_sample
 
     for sym in cfg.symbols:
@@ -225,7 +229,7 @@ def demo(
         if not report.ok:
             _fail(f"sample {sym} failed its quality checks", 1)
     console.rule(f"2. replay {len(specs)} agents on {', '.join(cfg.symbols)} {cfg.timeframe} {cfg.start} .. {cfg.end}")
-    agents_built = [s.build() for s in specs]
+    agents_built = [build_agent(s) for s in specs]
     with _progress() as bar:
         task = bar.add_task("replay", total=1)
         market, results, board = run_competition(
@@ -263,17 +267,17 @@ def demo(
     console.print(f"leaderboard: {out_dir / 'leaderboard.csv'}")
     console.print(f"equity race: {race}")
     console.print(f"per-agent runs: {out_dir}/<agent>/ (equity, fills, trades, metrics, report_*.html)")
-    from arena_lib.cli_arena import demo_arena
+    from arena_lib.cli.arena import demo_arena
 
     console.rule("5. arena: quant and LLM agents on the same snapshots, recorded in the store")
     demo_arena(arena_config, out_dir / "arena")
 
 
 def _register_commands() -> None:
-    from arena_lib.cli_arena import register as register_arena
-    from arena_lib.cli_ops import register as register_ops
-    from arena_lib.cli_promotion import register as register_promotion
-    from arena_lib.cli_research import register as register_research
+    from arena_lib.cli.arena import register as register_arena
+    from arena_lib.cli.ops import register as register_ops
+    from arena_lib.cli.promotion import register as register_promotion
+    from arena_lib.cli.research import register as register_research
 
     register_arena(app)
     register_research(app)

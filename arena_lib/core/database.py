@@ -1,6 +1,6 @@
 """Database URLs and engines shared by the arena store and the LLM response cache.
 
-Both default to a SQLite file under `.arena/` in the project root (`arena_lib.paths.project_root`), and both
+Both default to a SQLite file under `.arena/` in the project root (`arena_lib.core.paths.project_root`), and both
 take any SQLAlchemy URL from an environment variable (PostgreSQL at scale) with no code change. SQLite gets
 crash-safe settings: WAL, so a killed process never leaves half a transaction, and a busy timeout, so a reader
 (the monitor) never makes a writer fail.
@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 
-from arena_lib.paths import project_root
+from arena_lib.core.paths import project_root
 
 
 def local_url(env_var: str, filename: str) -> str:

@@ -1,6 +1,6 @@
 """Promotion commands: `arena promote`, `arena rollback` and `arena gates show`.
 
-Registered on the main `arena` app by `arena_lib.cli` through `register(app)`. Exit codes are the contract that
+Registered on the main `arena` app by `arena_lib.cli.main` through `register(app)`. Exit codes are the contract that
 flows and CI scripts rely on: 0 promoted (or rolled back), 1 a gate failed (the failing checks are named), 2 bad
 input (no such run, no model, a bad gates file, nothing to roll back to). mlflow and pandas are imported inside
 the commands so that `arena --help` stays instant.
@@ -17,7 +17,7 @@ import typer
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from arena_lib.promotion import GateReport
+    from arena_lib.workflow.promotion import GateReport
 
 gates_app = typer.Typer(no_args_is_help=True, help="Promotion gates: what a run must clear to get an alias.")
 
@@ -38,7 +38,7 @@ GatesOption = Annotated[
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
-    from arena_lib.cli import _fail as fail
+    from arena_lib.cli.main import _fail as fail
 
     fail(escape(message), code)
 
@@ -87,8 +87,8 @@ def promote_command(
     """
     from rich.markup import escape
 
-    from arena_lib.cli import console
-    from arena_lib.promotion import GatesConfigError, PromotionError, promote
+    from arena_lib.cli.main import console
+    from arena_lib.workflow.promotion import GatesConfigError, PromotionError, promote
 
     _check_alias(alias)
     try:
@@ -116,8 +116,8 @@ def rollback_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Move an alias back to the version that held it before the current one (exit 2 when there is none)."""
-    from arena_lib.cli import console
-    from arena_lib.promotion import PromotionError, rollback
+    from arena_lib.cli.main import console
+    from arena_lib.workflow.promotion import PromotionError, rollback
 
     _check_alias(alias)
     try:
@@ -140,9 +140,9 @@ def gates_show(
     from rich.markup import escape
     from rich.table import Table
 
-    from arena_lib.cli import console
-    from arena_lib.promotion import GATE_NAMES, METRIC_NAMES, Gates, GatesConfigError, load_gates
-    from arena_lib.promotion.config import default_gates_path
+    from arena_lib.cli.main import console
+    from arena_lib.workflow.promotion import GATE_NAMES, METRIC_NAMES, Gates, GatesConfigError, load_gates
+    from arena_lib.workflow.promotion.config import default_gates_path
 
     path = gates or default_gates_path()
     try:
