@@ -326,7 +326,7 @@ def bench_cached_replay(end: str, workdir: Path, profile: bool) -> dict[str, Any
     # The server is down from here: a replay that missed the cache would fail, not call it.
 
     runner, store, cache = _replay_runner(config, workdir, "replay")
-    agent = runner.seats[0].acc.agent
+    agent = runner.driver.accounts[0].agent
     assert isinstance(agent, LLMAgent)
     watch = Stopwatch()
     setattr(agent, "play_turn", watch.wrap_async("turn", agent.play_turn))  # noqa: B010

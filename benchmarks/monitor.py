@@ -201,8 +201,9 @@ def _census(at: Any) -> dict[str, int]:
 def store_summary(url: str) -> dict[str, Any]:
     from arena_lib.arena.store import redact_url
     from arena_lib.monitor import queries
+    from arena_lib.monitor.store import open_store
 
-    store = queries.open_store(url)
+    store = open_store(url)
     runs = queries.list_runs(store, limit=1)
     if runs.empty:
         return {"url": redact_url(url), "run_id": None}

@@ -1,4 +1,4 @@
-"""Monitor query benchmark: every `arena_lib.monitor.queries` function on a synthetic store with 1,000,000+ fills.
+"""Monitor query benchmark: every monitor query (`arena_lib.monitor`) on a synthetic store with 1,000,000+ fills.
 
     .venv/bin/python benchmarks/monitor_store.py                 # full: 1,000,000 fills (about two minutes)
     .venv/bin/python benchmarks/monitor_store.py --quick         # 20,000 fills, for the smoke test
@@ -50,8 +50,9 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from arena_lib.arena import schema as t  # noqa: E402
 from arena_lib.arena.store import ArenaStore  # noqa: E402
+from arena_lib.monitor import leaderboard_sql, risk  # noqa: E402
 from arena_lib.monitor import queries as q  # noqa: E402
-from arena_lib.monitor import risk  # noqa: E402
+from arena_lib.monitor.store import open_store  # noqa: E402
 from benchmarks._common import aligned_table, best_of, command_line, write_results  # noqa: E402
 from benchmarks._common import environment as _environment  # noqa: E402
 
@@ -433,9 +434,9 @@ def query_suite(store: ArenaStore, synth: SyntheticStore) -> dict[str, Callable[
     return {
         "list_runs": lambda: q.list_runs(store),
         "run_agents": lambda: q.run_agents(store, run),
-        "leaderboard": lambda: q.leaderboard(store, run),
-        "leaderboard (last day)": lambda: q.leaderboard(store, run, start=last_day),
-        "leaderboard (flip_flops=False)": lambda: q.leaderboard(store, run, flip_flops=False),
+        "leaderboard": lambda: leaderboard_sql.leaderboard(store, run),
+        "leaderboard (last day)": lambda: leaderboard_sql.leaderboard(store, run, start=last_day),
+        "leaderboard (flip_flops=False)": lambda: leaderboard_sql.leaderboard(store, run, flip_flops=False),
         "equity_curves": lambda: q.equity_curves(store, run),
         "positions": lambda: q.positions(store, run),
         "exposure": lambda: q.exposure(store, run),
@@ -528,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         synth = build_store(url, fills=sizes["fills"], agents=sizes["agents"], symbols=sizes["symbols"])
         build_s = time.perf_counter() - t0
-        store = q.open_store(url)
+        store = open_store(url)
         results = time_queries(store, synth, sizes["repeats"])
         create_indexes(store)
         affected = ["leaderboard", "leaderboard (last day)", "leaderboard (flip_flops=False)", "trades (all agents)"]

@@ -164,10 +164,10 @@ def _warm_worker(seconds: float = 0.0) -> float:
     import prefect.task_engine  # noqa: F401
 
     from arena_lib.agents.registry import make_agent
-    from arena_lib.engine.kernel import run_batch
+    from arena_lib.engine.backtest import backtest
 
     market = load_market(["BTC/USDT"], "1h", "2024-01-01", "2024-01-10")
-    run_batch(make_agent(AGENT, {"fast": 6, "slow": 24}), market, BacktestConfig())  # type: ignore[arg-type]
+    backtest(make_agent(AGENT, {"fast": 6, "slow": 24}), market, BacktestConfig(), "batch")
     time.sleep(seconds)  # keeps this worker busy, so that the pool starts the next one for the next call
     return time.perf_counter() - t0
 

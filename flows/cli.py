@@ -56,6 +56,9 @@ def serve_command(
     if trade_mode not in (None, "paper", "replay"):
         _say(f"--trade-mode must be paper or replay (live is not available), got {trade_mode!r}")
         raise typer.Exit(2)
+    from arena_lib.core.settings import settings
+
+    settings()  # a bad ARENA_* variable stops here (one line from `arena`), before any server starts
     server: subprocess.Popen[bytes] | None = None
     if start_server:
         env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -13,20 +13,22 @@ final on the exchange.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import Flow
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
+from arena_lib.core.settings import settings
 from flows.ingest import ingest
 from flows.report import report
 from flows.retrain import retrain
 from flows.trade import trade
 
 TRADE_CONFIG_ENV = "ARENA_TRADE_CONFIG"
+"""The trade job's arena YAML (`Settings.trade_config`)."""
 TRADE_MODE_ENV = "ARENA_TRADE_MODE"
+"""The trade job's mode, paper or replay (`Settings.trade_mode`)."""
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,13 @@ class Schedule:
 
 
 def schedules(trade_config: str | None = None, trade_mode: str | None = None) -> dict[str, Schedule]:
-    """The four schedules (flow name -> Schedule); the trade job's config and mode come from the environment."""
-    config = trade_config or os.environ.get(TRADE_CONFIG_ENV, "configs/arena.paper.yaml")
-    mode = trade_mode or os.environ.get(TRADE_MODE_ENV, "paper")
+    """The four schedules (flow name -> Schedule); the trade job's config and mode default to the settings'.
+
+    Raises ConfigError when `ARENA_TRADE_MODE` is neither paper nor replay: a live job is never scheduled by a typo.
+    """
+    env = settings()
+    config = trade_config or env.trade_config
+    mode = trade_mode or env.trade_mode
     return {
         "ingest": Schedule(
             "ingest-hourly", "1 * * * *", {"source": "exchange"}, "refresh candles and funding after each hourly close"

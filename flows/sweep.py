@@ -52,6 +52,7 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from prefect_dask import DaskTaskRunner
 
 from arena_lib.core.config import BacktestConfig, CostModel
+from arena_lib.core.settings import settings
 from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.research.sweep import (
@@ -119,13 +120,9 @@ def local_cluster(**kwargs: Any) -> LocalCluster:
 
 
 def default_workers() -> int:
-    """`ARENA_DASK_WORKERS`, else one worker per core."""
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    if not raw:
-        return os.cpu_count() or 1
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{WORKERS_ENV}={raw!r} must be a positive integer")
-    return int(raw)
+    """`ARENA_DASK_WORKERS`, else one worker per core (a value that is not a whole number >= 1 is a ConfigError)."""
+    workers = settings().dask_workers
+    return workers if workers is not None else os.cpu_count() or 1
 
 
 def sweep_task_runner(
@@ -135,7 +132,7 @@ def sweep_task_runner(
 
     The local cluster has `n_workers` (default `default_workers()`) single-threaded workers, processes by default.
     """
-    address = address or os.environ.get(ADDRESS_ENV, "").strip() or None
+    address = address or settings().dask_address
     if address:
         if not address.startswith(("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")):
             raise ValueError(f"Dask scheduler address {address!r} must look like tcp://host:8786")
@@ -357,7 +354,7 @@ def run_sweep(
     `default_workers()`) that is kept for this process's next sweeps (`shared_local_cluster`), or with
     `reuse_cluster=False` one started and stopped by this run (`sweep_task_runner`).
     """
-    if reuse_cluster and not (address or os.environ.get(ADDRESS_ENV, "").strip()):
+    if reuse_cluster and not (address or settings().dask_address):
         cluster = shared_local_cluster(default_workers() if n_workers is None else n_workers, processes)
         runner = DaskTaskRunner(address=cluster.scheduler_address)
     else:

@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from arena_lib.core.paths import project_root
+from arena_lib.core.settings import settings
 from arena_lib.workflow.promotion import PromotionResult, promote
 
 
@@ -35,7 +35,7 @@ def validate_and_promote(
     The gate report is written to the run either way. A failed gate fails this flow with `GateFailedError` naming
     each failed check, so an operator sees it in Prefect and a chained flow stops; the aliases stay where they were.
     """
-    gates_file = gates or str(project_root() / "configs" / "gates.yaml")
+    gates_file = gates or str(settings().gates_path)
     result = promote(run_id, alias, gates=gates_file, registered_model=registered_model, must_beat=must_beat)
     log = get_run_logger()
     if not result.promoted:

@@ -89,6 +89,6 @@ def test_main_writes_results_and_prints_the_table(
     assert payload["sizes"]["batch_bars"] == 2000
     assert isinstance(payload["all_passed"], bool)
     table = capsys.readouterr().out
-    for needle in ("batch kernel", "run_batch end to end", "step loop", "import arena_lib"):
+    for needle in ("batch kernel", "run_batch end to end", "step loop", "from arena_lib import backtest"):
         assert needle in table
     assert "PASS" in table or "FAIL" in table

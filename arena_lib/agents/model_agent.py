@@ -9,11 +9,11 @@ Where the model comes from: `load_model_agent` loads it from the MLflow registry
 never by path, so promoting or rolling back a model is moving an alias. A model whose feature list differs from
 what the agent is told to feed it is refused with the difference named, before any bar is traded.
 
-Point in time: features are computed once per market on each symbol's full loaded history and read at the
-snapshot's row. That is what is known at that bar's close because every registered feature passes the look-ahead
-test (values recomputed on histories cut at many points are identical), which is the same argument freqtrade's
-backtester rests on. The step path (`decide`) and the batch path (`decide_batch`) read the same predictions, so
-they trade identically. In paper mode the feed's market holds only closed bars, so nothing later exists anyway.
+Point in time: the step path (`decide`) computes features on the snapshot's history alone (every closed bar up to
+now, from the same first bar the feed started with) and predicts the current bar; it never sees a later row. The
+batch path (`decide_batch`) computes them once on the whole history. Both give the same value at every bar
+because every registered feature passes the look-ahead test (values recomputed on histories cut at many points
+are identical), so the two paths trade identically; `tests/agents/test_model_agent.py` holds them to it.
 """
 
 from __future__ import annotations
@@ -173,9 +173,11 @@ class ModelAgent:
         since EMA-type values still depend on where the history starts) and on rows with a missing feature: XGBoost
         would happily predict from NaNs, from inputs unlike anything it was trained on.
         """
+        return self._predict(*panel_frames(market))
+
+    def _predict(self, frames: dict[str, pd.DataFrame], funding: dict[str, pd.Series]) -> pd.Series:
         from arena_lib.features.pipeline import compute_panel, max_lookback
 
-        frames, funding = panel_frames(market)
         panel = compute_panel(frames, self.features, funding or None)[list(self.features)]  # the model's order
         values = np.asarray(self.model.predict(panel), dtype=np.float64)
         warm = panel.groupby(level=1, sort=False).cumcount().to_numpy() >= max_lookback(self.features)
@@ -200,10 +202,24 @@ class ModelAgent:
         return matrix
 
     def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
-        row = self._target_matrix(snapshot.market)[snapshot.index]
+        now = [s for s in snapshot.symbols if snapshot.has_bar(s)]
+        if not now:
+            return []
+        visible = [s for s in snapshot.symbols if snapshot.bar_count(s) > 0]
+        frames = {s: snapshot.ohlcv(s) for s in visible}
+        funding = {s: snapshot.funding_history(s) for s in visible}
+        predictions = self._predict(frames, funding)
+        targets = targets_from_predictions(
+            predictions,
+            self.model.task,
+            threshold=self.threshold,
+            fraction=self.fraction,
+            allow_short=self.allow_short,
+        )
+        bar_open = pd.Timestamp(snapshot.timestamp_ns - snapshot.bar_ns, tz="UTC")
         out: list[Decision] = []
-        for j, sym in enumerate(snapshot.symbols):
-            target = float(row[j])
+        for sym in now:
+            target = float(targets.get((bar_open, sym), math.nan))
             if math.isnan(target):
                 continue
             direction = 0 if target == 0 else (1 if target > 0 else -1)

@@ -15,7 +15,7 @@ from typing import Any
 from arena_lib.agents.base import Agent
 from arena_lib.agents.baselines import BuyAndHold, MeanReversion, Momentum, NoOpAgent, SmaCross
 from arena_lib.agents.model_agent import load_model_agent
-from arena_lib.core.spec import AgentSpec
+from arena_lib.core.spec import AgentSpec, is_class_path
 
 AGENTS: dict[str, Callable[..., Agent]] = {
     "buy_and_hold": BuyAndHold,
@@ -60,7 +60,11 @@ def agent_parameters(name: str) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if isinstance(factory, type) and hasattr(factory, "target_now"):
         params.update(_COMMON)
-    for p in inspect.signature(factory).parameters.values():
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError) as exc:  # a builtin named by class path
+        raise ValueError(f"{name}: cannot read its constructor's parameters ({exc})") from None
+    for p in signature.parameters.values():
         if p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
             continue
         params[p.name] = p.annotation if p.annotation is not p.empty else type(p.default)
@@ -71,7 +75,7 @@ def _factory(name: str) -> Callable[..., Agent]:
     """The registry entry `name`, or the class or factory at class path `module:Class` (`module.Class` also works)."""
     if name in AGENTS:
         return AGENTS[name]
-    if ":" in name or "." in name:
+    if is_class_path(name):
         return _import_path(name)
     close = difflib.get_close_matches(name, AGENTS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -103,14 +107,21 @@ def make_agent(name: str, params: Mapping[str, Any] | None = None, *, label: str
         raise ValueError(f"{name}: unknown parameter(s) {unknown}; accepted: {sorted(known)}")
     kwargs = {k: _coerce(v, known[k], k, name) for k, v in params.items()}
     agent = _factory(name)(**kwargs)
+    if not callable(getattr(agent, "decide", None)):
+        raise ValueError(f"{name} built a {type(agent).__name__}, which is not an Agent (it has no decide method)")
     if label:
         agent.name = label
     return agent
 
 
 def build_agent(spec: AgentSpec) -> Agent:
-    """The agent a config entry names, built with its parameters and label."""
-    return make_agent(spec.agent, spec.params, label=spec.label)
+    """The agent a config entry names, built with its parameters and label.
+
+    An agent named by class path and given no label is named by that path (`spec.name`), so the name in the run
+    is the one the config's uniqueness check saw, and the store can find the agent's spec again by it.
+    """
+    label = spec.label or (spec.agent if is_class_path(spec.agent) else None)
+    return make_agent(spec.agent, spec.params, label=label)
 
 
 def parse_params(pairs: list[str] | None) -> dict[str, str]:

@@ -1,1 +1,2 @@
-"""analytics layer."""
+"""Pure analytics of results: `metrics` (returns, risk, trade statistics), `trades` (fills paired into round trips)
+and `columns` (the one leaderboard column spec every board derives from), plus the backtest `leaderboard`."""

@@ -9,7 +9,7 @@ risk: {max_leverage: 5}          # allow_reversal defaults to false in the arena
 arena: {deadline_s: 60, bars_per_round: 1, stats_window: 168}
 breakers: {agent_drawdown: 0.10, portfolio_drawdown: 0.15, daily_loss: 0.05}  # null disables one; `breakers: off` all
 agents:
-  - agent: sma_cross             # quant agents: registry name, params, optional label
+  - agent: sma_cross             # quant agents: registry name or class path (pkg.module:Class), params, label
     params: {fast: 24, slow: 96}
   - llm: configs/llm/openai.yaml # LLM agents: a config file (relative to this file) or an inline mapping
   - llm: configs/llm/smollm2-local.yaml
@@ -25,12 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena_lib.agents.llm.config import LLMAgentConfig, load_llm_config
-from arena_lib.core.config import BacktestConfig
-from arena_lib.core.spec import AgentSpec
+from arena_lib.core.config import BacktestConfig, BreakerSettings, RiskLimits
+from arena_lib.core.config_errors import ConfigFileNotFoundError
+from arena_lib.core.spec import AgentSpec, backtest_part, check_agent_ref
+from arena_lib.core.yaml_config import read_yaml_document
 
 
 class RoundSettings(BaseModel):
@@ -44,37 +45,6 @@ class RoundSettings(BaseModel):
     flip_flop_bars: int = Field(6, ge=1, description="a reversal within this many bars counts as a flip-flop")
     exchange: str = Field("binance", description="paper mode: the ccxt exchange id the live candles come from")
     history_bars: int = Field(300, ge=50, description="paper mode: closed bars fetched per symbol each round")
-
-
-BreakerAction = Literal["reducing", "halted"]
-
-
-class BreakerSettings(BaseModel):
-    """Circuit breakers on the arena's accounts (`arena_lib.arena.breakers`); a threshold of null disables one.
-
-    Defaults follow the prop-trading convention of a daily loss limit at half the maximum drawdown (10% / 5%): a
-    losing agent first loses its right to open positions (REDUCING, closes only), and a portfolio-wide loss of 15%
-    or a 5% loss within one UTC day stops new orders (HALTED). Drawdown trips are sticky until `arena breakers
-    reset`; a daily-loss trip clears at the next UTC day.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    agent_drawdown: float | None = Field(0.10, gt=0, lt=1, description="account equity below its peak, fraction")
-    agent_drawdown_action: BreakerAction = "reducing"
-    portfolio_drawdown: float | None = Field(
-        0.15, gt=0, lt=1, description="all accounts' summed equity below its peak, fraction; trips every account"
-    )
-    portfolio_drawdown_action: BreakerAction = "halted"
-    daily_loss: float | None = Field(
-        0.05, gt=0, lt=1, description="account equity below its equity at 00:00 UTC, fraction; clears next day"
-    )
-    daily_loss_action: BreakerAction = "halted"
-
-    @classmethod
-    def off(cls) -> BreakerSettings:
-        """Every breaker disabled (research replays that study unbounded losses)."""
-        return cls(agent_drawdown=None, portfolio_drawdown=None, daily_loss=None)
 
 
 @dataclass(frozen=True)
@@ -125,61 +95,127 @@ class ArenaConfig:
         return replace(self, llm=llm)
 
 
+class ArenaEntry(BaseModel):
+    """One `agents:` entry of an arena file: a quant agent (`agent:`) or a language model (`llm:`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent: str | None = Field(None, description="quant agent: a registry name or a class path (package.module:Class)")
+    params: dict[str, Any] = Field(default_factory=dict, description="quant agent: its constructor's keyword arguments")
+    label: str | None = Field(None, min_length=1, description="quant agent: its name in the run (default: agent)")
+    llm: str | dict[str, Any] | None = Field(
+        None, description="LLM agent: a config file (relative to the arena file) or an inline config mapping"
+    )
+    serve: Literal["local"] | None = Field(
+        None, description="LLM agent: 'local' starts the bundled SmolLM2 on loopback and points base_url at it"
+    )
+
+    @field_validator("agent")
+    @classmethod
+    def _agent_ref(cls, value: str | None) -> str | None:
+        return None if value is None else check_agent_ref(value)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _no_params(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ArenaEntry:
+        if self.agent is None and self.llm is None:
+            raise ValueError("needs 'agent:' (a quant agent) or 'llm:' (a language model)")
+        if self.agent is not None and self.llm is not None:
+            raise ValueError("has both 'agent:' and 'llm:'; give one per entry")
+        if self.llm is not None and (self.params or self.label is not None):
+            raise ValueError("'params' and 'label' belong to quant agents; an LLM agent's settings are in its config")
+        if self.agent is not None and self.serve is not None:
+            raise ValueError("'serve' applies to LLM agents only")
+        return self
+
+
+class ArenaFile(BacktestConfig):
+    """An arena YAML as written: the market keys at the top level, then `arena:`, `breakers:` and `agents:`."""
+
+    risk: RiskLimits = Field(
+        default_factory=lambda: RiskLimits(allow_reversal=False),
+        description="hard limits; in the arena allow_reversal defaults to false (while open: hold or close only)",
+    )
+    arena: RoundSettings = Field(default_factory=RoundSettings, description="how rounds are paced and bounded")
+    breakers: BreakerSettings = Field(
+        default_factory=BreakerSettings, description="circuit breakers; `off` (or null, false) disables them all"
+    )
+    agents: list[ArenaEntry] = Field(default_factory=list, description="the contestants, quant and LLM")
+
+    @field_validator("risk", mode="before")
+    @classmethod
+    def _no_reversal_by_default(cls, value: Any) -> Any:
+        if value is None:
+            return {"allow_reversal": False}
+        if isinstance(value, Mapping) and "allow_reversal" not in value:
+            return {**value, "allow_reversal": False}
+        return value
+
+    @field_validator("arena", mode="before")
+    @classmethod
+    def _empty_arena(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _empty_agents(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @field_validator("breakers", mode="before")
+    @classmethod
+    def _breakers_off(cls, value: Any) -> Any:
+        return BreakerSettings.off() if value in (None, False, "off") else value
+
+    @model_validator(mode="after")
+    def _has_agents(self) -> ArenaFile:
+        if not self.agents:
+            raise ValueError("an arena needs at least one entry under 'agents:'")
+        return self
+
+
 def load_arena_config(path: str | Path) -> ArenaConfig:
-    """Read an arena YAML; errors name the file and the field."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"arena config not found: {p}")
-    raw = yaml.safe_load(p.read_text()) or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{p}: expected a mapping at the top level")
-    entries = raw.pop("agents", None) or []
-    rounds_raw = raw.pop("arena", None) or {}
-    breakers_raw = raw.pop("breakers", {})  # absent: the defaults; `breakers: off` (or null/false): all disabled
-    raw.setdefault("risk", {})
-    if isinstance(raw["risk"], dict):
-        raw["risk"].setdefault("allow_reversal", False)
-    if "symbols" in raw:
-        raw["symbols"] = tuple(raw["symbols"])
-    try:
-        market = BacktestConfig.model_validate(raw)
-        rounds = RoundSettings.model_validate(rounds_raw)
-        off = breakers_raw in (None, False, "off")
-        breakers = BreakerSettings.off() if off else BreakerSettings.model_validate(breakers_raw)
-    except ValidationError as exc:
-        raise ValueError(f"{p}: {exc}") from None
+    """Read an arena YAML. Raises ConfigError naming the file, the line and the key path (see `yaml_config`).
+
+    LLM entries name a config file (relative to this file unless absolute) or hold one inline; an inline config's
+    errors point into this file (`agents[2].llm.temperature`), a referenced file's into that file.
+    """
+    doc = read_yaml_document(path, kind="arena config")
+    loaded = doc.validate(ArenaFile)
     quant: list[AgentSpec] = []
     llm: list[LLMAgentConfig] = []
     local: list[str] = []
-    for k, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            raise ValueError(f"{p}: agents[{k}] must be a mapping with 'agent:' or 'llm:'")
-        if "llm" in entry:
-            ref = entry["llm"]
-            if isinstance(ref, str):
-                llm.append(load_llm_config((p.parent / ref) if not Path(ref).is_absolute() else Path(ref)))
-            else:
-                try:
-                    llm.append(LLMAgentConfig.model_validate(ref))
-                except ValidationError as exc:
-                    raise ValueError(f"{p}: agents[{k}].llm: {exc}") from None
-            serve = entry.get("serve")
-            if serve not in (None, "local"):
-                raise ValueError(f"{p}: agents[{k}].serve must be 'local' (the bundled SmolLM2), got {serve!r}")
-            if serve == "local":
-                local.append(llm[-1].name)
-        elif "agent" in entry:
-            quant.append(AgentSpec(entry["agent"], entry.get("params", {}) or {}, entry.get("label")))
+    for k, entry in enumerate(loaded.agents):
+        if entry.agent is not None:
+            quant.append(AgentSpec(entry.agent, dict(entry.params), entry.label))
+            continue
+        if isinstance(entry.llm, str):
+            ref = Path(entry.llm)
+            try:
+                llm.append(load_llm_config(ref if ref.is_absolute() else doc.path.parent / ref))
+            except ConfigFileNotFoundError as exc:
+                raise doc.error(doc.problem(("agents", k, "llm"), f"no such LLM agent config ({exc})")) from None
         else:
-            raise ValueError(f"{p}: agents[{k}] needs 'agent:' (quant) or 'llm:' (language model)")
-    if not quant and not llm:
-        raise ValueError(f"{p}: an arena needs at least one entry under 'agents:'")
+            llm.append(doc.validate(LLMAgentConfig, entry.llm, prefix=("agents", k, "llm")))
+        if entry.serve == "local":
+            local.append(llm[-1].name)
     names = [s.label or s.agent for s in quant] + [c.name for c in llm]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"{p}: agent names must be unique; repeated: {dupes} (give them a 'label:')")
+        raise doc.error(
+            doc.problem(("agents",), f"agent names must be unique; repeated: {dupes} (give them a 'label:')")
+        )
     return ArenaConfig(
-        market, rounds, tuple(quant), tuple(llm), source=str(p), local_llm=tuple(local), breakers=breakers
+        backtest_part(loaded),
+        loaded.arena,
+        tuple(quant),
+        tuple(llm),
+        source=str(doc.path),
+        local_llm=tuple(local),
+        breakers=loaded.breakers,
     )
 
 

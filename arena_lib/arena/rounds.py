@@ -1,71 +1,56 @@
-"""Arena rounds: every agent, the same snapshot, concurrently, each with a deadline, and a durable ledger.
+"""Arena rounds: the engine's one per-bar driver with the SQL ledger, circuit breakers and the kill switch.
 
-One ledger step per bar. On every bar each account settles funding, fills queued orders at the open and
-triggers stops, take-profits and liquidations (the same `settle_bar` as the backtest loop). On decision bars the
-engine first checks the invalidation conditions of open positions, then all agents answer concurrently on the one
-snapshot (LLM calls in flight together, so a round costs about the slowest agent, not the sum), and every
-decision goes through the RiskEngine and the broker (`act_on_decisions`, also shared with the backtest loop).
-After the bar the circuit breakers (`breakers.py`) read every account's closing equity; a tripped account decides
-under them from the next decision round (reducing: entries rejected; halted: not asked). The bar is then
-committed in one transaction: round, snapshot, prompts, raw responses, decisions, verdicts, orders, fills, equity,
-breaker changes and every account's state. Order ids derive from run/agent/bar/symbol, so a bar re-run
-after a crash cannot trade twice, and a restart continues from the last committed bar.
+`ArenaRunner` owns no bar loop of its own. It feeds bars to `engine.driver.Driver` (from a replay of stored
+history, or a live feed), switches on the hooks an arena needs (every agent on one snapshot concurrently within a
+deadline, invalidation exits, circuit breakers) and commits each bar as one transaction: round, snapshot, prompts,
+raw responses, decisions, verdicts, orders, fills, equity, breaker changes and every account's state. Order ids
+derive from run/agent/bar/symbol, so a bar re-run after a crash cannot trade twice, and a restart continues from
+the last committed bar.
+
+One writer per run: the runner holds the run's writer lease from its first bar, every commit is conditional on the
+lease and on the previous round, and a runner that loses its lease stops with a clear message and never writes
+again (`LeaseLostError`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from arena_lib.agents.base import AccountView, Agent
-from arena_lib.agents.llm.cache import CacheMissError
-from arena_lib.agents.llm.invalidation import Condition, compile_condition
-from arena_lib.agents.llm.prompt import coin_context
-from arena_lib.agents.turn import AgentStats, ExitPlan, Turn, TurnAgent, TurnContext, turn_from_decide
+from arena_lib.agents.base import Agent
+from arena_lib.agents.turn import ExitPlan
 from arena_lib.arena import schema as t
-from arena_lib.arena.breakers import ENGINE, HALTED, BreakerBook, BreakerChange, BreakerRisk, Trip
+from arena_lib.arena.breakers import change_row
 from arena_lib.arena.config import ArenaConfig
+from arena_lib.arena.lease import WriterLease
 from arena_lib.arena.store import AccountState as StoredAccount
 from arena_lib.arena.store import ArenaStore, HaltState, RoundWrite
-from arena_lib.core.types import Action, Decision, Fill, FillKind, RiskVerdict, hold
+from arena_lib.core.types import Action, Decision, Fill, FillKind, RiskVerdict
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
-from arena_lib.engine.broker import SimBroker
-from arena_lib.engine.loop import AccountState, BarMarks, act_on_decisions, funding_by_row, order_id, settle_bar
-from arena_lib.engine.portfolio import Portfolio, equity, gross_notional
-from arena_lib.engine.risk import RiskEngine
+from arena_lib.engine.breakers import ENGINE, BreakerBook, BreakerChange
+from arena_lib.engine.broker import Broker, order_id
+from arena_lib.engine.driver import (
+    DEADLINE_GRACE_S,
+    Account,
+    AccountTurn,
+    BarRecord,
+    Driver,
+    RoundPolicy,
+    open_accounts,
+)
+from arena_lib.engine.feeds import Feed, ReplayFeed
+from arena_lib.engine.portfolio import Portfolio
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
-# LLM agents stop at the round's deadline (`TurnContext.deadline`) themselves and return the failed call (prompt,
-# attempts, error), which the ledger and the leaderboard's invalid-output rate need. The runner's own bound is a
-# backstop for agents that ignore the deadline; without this grace it fired first and the call went unrecorded.
-DEADLINE_GRACE_S = 0.5
-
-
-@dataclass
-class _Seat:
-    """One contestant's isolated account plus what the arena keeps about it between bars."""
-
-    acc: AccountState
-    plans: dict[str, ExitPlan] = field(default_factory=dict)
-    conditions: dict[str, Condition] = field(default_factory=dict)
-    recent_equity: deque[float] = field(default_factory=deque)
-    exits: list[float] = field(default_factory=list)  # net PnL of closed positions, for win rate
-    seq: int = 0  # fills written so far
-
-    @property
-    def name(self) -> str:
-        return self.acc.agent.name
+LEASE_TTL_S = 120.0  # a writer that stops renewing (killed) frees its run this long after its last commit
+__all__ = ["DEADLINE_GRACE_S", "ArenaRunner", "ProgressCallback", "RoundOutcome"]
 
 
 @dataclass
@@ -79,110 +64,134 @@ class RoundOutcome:
 
 
 class ArenaRunner:
-    """Drives a run over a `MarketData`, bar by bar, writing every bar to the store."""
+    """Drives a run bar by bar through the engine's driver, writing every bar to the store.
+
+    `source` is a `MarketData` to replay from row `first_row` (the rows before it are warm-up history), or any
+    `Feed` (a live one). `brokers` (one per agent) replaces the simulator. `lease_ttl_s` is how long the writer
+    lease outlives the last commit (by default four round deadlines, at least two minutes).
+    """
 
     def __init__(
         self,
         config: ArenaConfig,
         agents: Sequence[Agent],
-        market: MarketData,
+        source: MarketData | Feed,
         store: ArenaStore,
         run_id: str,
         *,
         first_row: int = 0,
         stop: threading.Event | None = None,
+        brokers: Sequence[Broker] | None = None,
+        lease_ttl_s: float | None = None,
     ) -> None:
         names = [a.name for a in agents]
         if len(set(names)) != len(names):
             raise ValueError(f"agent names must be unique in an arena, got {names}")
         self.config = config
-        self.market = market
         self.store = store
         self.run_id = run_id
         self.first_row = first_row
         self.stop = stop or threading.Event()
         self.halted: HaltState | None = None  # the kill switch's state when it stopped this runner
+        self.feed: Feed = ReplayFeed(source, first_row) if isinstance(source, MarketData) else source
+        self.market = source if isinstance(source, MarketData) else None
+        self.tape = self.feed.new_tape() if isinstance(self.feed, ReplayFeed) else _tape_for(self.feed)
+        self._warm = False
         bt = config.market
         self.cash0 = bt.execution.initial_cash
-        self.risk = RiskEngine(bt.risk, bt.costs.fee_rate)
-        self.at_close = bt.execution.fill == "close"
-        window = config.rounds.stats_window
-        self.seats = [
-            _Seat(
-                AccountState(a, SimBroker(market, bt, f"{run_id}/{a.name}"), Portfolio.start(self.cash0), np.zeros(0)),
-                recent_equity=deque(maxlen=window),
-            )
-            for a in agents
-        ]
-        self.last_round = -1  # rounds count from the window's first bar (row `first_row`)
+        accounts = open_accounts(agents, bt, self.feed.symbols, run_id, brokers)
         self.breakers = BreakerBook(config.breakers, names, self.cash0)
+        self.ledger = _SqlLedger(self)
+        rounds = config.rounds
+        policy = RoundPolicy(rounds.bars_per_round, rounds.deadline_s, rounds.stats_window, hold_on_error=True)
+        self.driver = Driver(
+            accounts, bt, self.tape, run_id=run_id, policy=policy, breakers=self.breakers, ledger=self.ledger
+        )
+        self.last_round = -1  # rounds count from the window's first played bar
         self._breaker_seen = 0  # the newest breaker row id read back (operator resets are polled after it)
         self._breaker_rewrites: list[BreakerChange] = []  # resets applied here, written with the next round
-        # One event loop for the whole run: async HTTP clients keep connections bound to the loop that opened them.
-        self._loop = asyncio.new_event_loop()
-        self.started_at_ns = market.close_times_ns[first_row] if market.n_bars > first_row else 0
-        self.set_market(market)
-
-    # -- market (replaced each round in paper mode) ---------------------------------------------------------------
-    def set_market(self, market: MarketData) -> None:
-        self.market = market
-        self.marks = BarMarks(market)
-        self.funding_rows = funding_by_row(market)
-        for seat in self.seats:
-            seat.acc.broker.market = market
+        self.lease: WriterLease | None = None
+        self.lease_ttl_s = lease_ttl_s or max(LEASE_TTL_S, 4 * config.rounds.deadline_s)
 
     # -- resume ---------------------------------------------------------------------------------------------------
     def restore(self) -> None:
-        """Load every account from the store as its last committed bar left it."""
+        """Load every account from the store as its last committed bar left it; replays skip the played bars."""
+        self._take_lease()
         stored = self.store.load_accounts(self.run_id)
         run = self.store.get_run(self.run_id)
         self.last_round = run.last_round
         window = self.config.rounds.stats_window
         eq = self.store.equity_frame(self.run_id)
         fills = self.store.fills_frame(self.run_id)
-        index = {s: j for j, s in enumerate(self.market.symbols)}
-        for seat in self.seats:
-            st = stored.get(seat.name)
+        for acc in self.driver.accounts:
+            st = stored.get(acc.name)
             if st is None:
-                raise KeyError(f"run {self.run_id!r} has no account for agent {seat.name!r}; the config changed?")
-            seat.acc.portfolio = Portfolio(st.cash, dict(st.positions), st.realized_pnl, st.fees_paid, st.funding_paid)
-            seat.acc.broker.pending = {index[o.symbol]: o for o in st.pending}
-            seat.plans = {s: ExitPlan.from_dict(p) for s, p in st.plans.items()}
-            seat.conditions = self._compile(seat.plans)
-            mine = eq[eq["agent"] == seat.name]
-            seat.recent_equity = deque(mine["equity"].tail(window).tolist(), maxlen=window)
-            f = fills[fills["agent"] == seat.name]
-            seat.seq = len(f)
+                raise KeyError(f"run {self.run_id!r} has no account for agent {acc.name!r}; the config changed?")
+            acc.portfolio = Portfolio(st.cash, dict(st.positions), st.realized_pnl, st.fees_paid, st.funding_paid)
+            acc.broker.restore(st.pending)
+            acc.plans, acc.conditions = {}, {}
+            for sym, plan in st.plans.items():
+                acc.set_plan(sym, ExitPlan.from_dict(plan))
+            mine = eq[eq["agent"] == acc.name]
+            acc.recent_equity = deque(mine["equity"].tail(window).tolist(), maxlen=window)
+            acc.equity = float(mine["equity"].iloc[-1]) if len(mine) else acc.portfolio.cash
+            f = fills[fills["agent"] == acc.name]
+            self.ledger.seq[acc.name] = len(f)
             ex = f[f["kind"] != FillKind.ENTRY.value]
-            seat.exits = (ex["realized_pnl"] - ex["fee"]).tolist()
+            acc.exits = (ex["realized_pnl"] - ex["fee"]).tolist()
         latest = self.store.latest_breakers(self.run_id)
         self.breakers.restore(latest, eq)
         self._breaker_seen = max((r.id for r in latest), default=0)
+        rounds = self.store.rounds_frame(self.run_id)
+        if len(rounds):
+            self.driver.started_at_ns = int(rounds["ts"].iloc[0])
+            self.feed.warm_up(self.tape, int(rounds["ts"].iloc[-1]))
+            self._warm = True
 
-    def _compile(self, plans: dict[str, ExitPlan]) -> dict[str, Condition]:
-        out = {}
-        for sym, plan in plans.items():
-            cond = compile_condition(plan.invalidation_condition) if plan.invalidation_condition else None
-            if cond is not None:
-                out[sym] = cond
-        return out
+    def warm_up(self) -> None:
+        """Append the feed's warm-up history to the tape once (a restored run has it already)."""
+        if not self._warm:
+            self.feed.warm_up(self.tape)
+            self._warm = True
 
     # -- the run --------------------------------------------------------------------------------------------------
     def run(self, max_rounds: int | None = None, progress: ProgressCallback | None = None) -> list[RoundOutcome]:
-        """Run from the bar after the last committed one to the end of the market (or `max_rounds` bars)."""
-        start = self.first_row + self.last_round + 1
-        end = self.market.n_bars if max_rounds is None else min(self.market.n_bars, start + max_rounds)
+        """Play the feed's bars from the bar after the last committed one (up to `max_rounds` bars)."""
         outcomes: list[RoundOutcome] = []
-        total = end - start
-        for k, i in enumerate(range(start, end)):
+        total = self._remaining(max_rounds)
+        while max_rounds is None or len(outcomes) < max_rounds:
             if self.stop.is_set():
-                log.info("stop requested: finishing after bar %d", i - 1)
+                log.info("stop requested: finishing after round %d", self.last_round)
                 break
             if self.check_halt():
                 break
-            outcomes.append(self.play(i))
+            self.warm_up()
+            if not self.feed.advance(self.tape):
+                break
+            round_no = self.last_round + 1
+            outcomes.append(self._play(round_no, round_no % self.config.rounds.bars_per_round == 0))
             if progress is not None:
-                progress(k + 1, total)
+                progress(len(outcomes), total)
+        return outcomes
+
+    def _remaining(self, max_rounds: int | None) -> int:
+        if isinstance(self.feed, ReplayFeed):
+            left = self.feed.stop - self.feed.next_row
+            return left if max_rounds is None else min(left, max_rounds)
+        return max_rounds or 0
+
+    def play_new(self, is_decision: Callable[[], bool] | None = None) -> list[RoundOutcome]:
+        """Play every bar the feed has now, in order; a bar is a decision round when `is_decision()` says so after
+        it was appended (default: the feed has nothing newer). The kill switch is checked before every bar.
+
+        This is how live jobs play: bars a job missed (a skipped schedule slot, a restart) are settled without
+        asking the agents, so stops, targets and funding are never skipped, and the newest bar is decided.
+        """
+        newest = is_decision or (lambda: self.feed.exhausted)
+        outcomes: list[RoundOutcome] = []
+        self.warm_up()
+        while not self.check_halt() and self.feed.advance(self.tape):
+            outcomes.append(self._play(self.last_round + 1, newest()))
         return outcomes
 
     def check_halt(self) -> bool:
@@ -194,76 +203,47 @@ class ArenaRunner:
             return True
         return False
 
-    def play(self, i: int, round_no: int | None = None, decide: bool | None = None) -> RoundOutcome:
-        """`play_bar` on the runner's event loop (the synchronous entry point)."""
-        return self._loop.run_until_complete(self.play_bar(i, round_no, decide))
+    def play(self, i: int | None = None, round_no: int | None = None, decide: bool | None = None) -> RoundOutcome:
+        """Append the feed's next bar (row `i` of a replay, which must be the next one) and play it."""
+        self.warm_up()
+        if isinstance(self.feed, ReplayFeed) and i is not None and i != self.feed.next_row:
+            raise ValueError(f"bars are played in order: the next bar is row {self.feed.next_row}, not {i}")
+        if not self.feed.advance(self.tape):
+            raise LookupError("the feed has no next bar")
+        round_no = self.last_round + 1 if round_no is None else round_no
+        if decide is None:
+            decide = round_no % self.config.rounds.bars_per_round == 0
+        return self._play(round_no, decide)
+
+    def _play(self, round_no: int, decide: bool) -> RoundOutcome:
+        self._take_lease()
+        if decide and self.breakers.tripped:
+            self._apply_resets()
+        record = self.driver.play_bar(round_no, decide)
+        assert record is not None  # the SQL ledger keeps records
+        self.last_round = round_no
+        errors = {name: at.turn.error for name, at in record.turns.items() if at.turn.error}
+        return RoundOutcome(round_no, record.ts, decide, self.ledger.committed, record.wall_s, errors)
+
+    def _take_lease(self) -> None:
+        """Hold the run's writer lease (LeaseHeldError when another process writes it); commits renew it."""
+        if self.lease is None:
+            self.lease = self.store.acquire_lease(self.run_id, ttl_s=self.lease_ttl_s)
+
+    def pause(self) -> None:
+        """Give the writer lease back while the job waits for its next bar; it is taken again before that bar.
+
+        A writer that took the run meanwhile and moved it on makes this runner's next commit fail (the round no
+        longer follows the ledger's last one): it stops rather than build on accounts it no longer holds.
+        """
+        if self.lease is not None:
+            self.store.release_lease(self.lease)
+            self.lease = None
 
     def close(self) -> None:
-        """Close the agents' HTTP clients and the event loop."""
-        for seat in self.seats:
-            close = getattr(seat.acc.agent, "aclose", None)
-            if close is not None:
-                try:
-                    self._loop.run_until_complete(close())
-                except Exception as exc:  # closing is best effort; the run's results are already committed
-                    log.debug("closing %s's client: %s", seat.name, exc)
-        self._loop.close()
-
-    def is_decision_bar(self, i: int) -> bool:
-        return (i - self.first_row) % self.config.rounds.bars_per_round == 0
-
-    async def play_bar(self, i: int, round_no: int | None = None, decide: bool | None = None) -> RoundOutcome:
-        """Settle bar `i`, let the agents decide (on decision bars, or as `decide` says), and commit it as a round."""
-        wall0 = time.time_ns()
-        t0 = time.perf_counter()
-        round_no = i - self.first_row if round_no is None else round_no
-        market = self.market
-        t_close = market.close_times_ns[i]
-        snapshot = MarketSnapshot(market, i)
-        funding_now = self.funding_rows.get(i)
-        for seat in self.seats:
-            settle_bar(seat.acc, i, funding_now, self.marks)
-            self._forget_closed(seat)
-        close_marks = self.marks.at_close(i)
-        w = RoundWrite(
-            run_id=self.run_id,
-            round_no=round_no,
-            ts=t_close,
-            snapshot_hash=snapshot.content_hash(),
-            snapshot_content=_snapshot_content(snapshot),
-            wall_started=wall0,
-            wall_s=0.0,
-            accounts=[],
-        )
-        errors: dict[str, str] = {}
-        decided = self.is_decision_bar(i) if decide is None else decide
-        if decided:
-            if self.breakers.tripped:
-                self._apply_resets()
-            gates = {seat.name: self.breakers.gate(seat.name) for seat in self.seats}
-            engine_closes = {seat.name: self._invalidations(seat, snapshot, close_marks) for seat in self.seats}
-            turns = await self._play_all(snapshot, close_marks, round_no, gates)
-            for seat, turn in zip(self.seats, turns, strict=True):
-                if turn.error:
-                    errors[seat.name] = turn.error
-                gate = gates[seat.name]
-                risk = self.risk if gate is None else BreakerRisk(self.risk, gate)
-                benched = gate is not None and gate.state == HALTED
-                self._apply(seat, turn, engine_closes[seat.name], snapshot, i, round_no, close_marks, w, risk, benched)
-        for seat in self.seats:
-            self._record_state(seat, i, round_no, close_marks, seat.acc.fills, w)
-        changes = self.breakers.observe(round_no, t_close, [seat.recent_equity[-1] for seat in self.seats])
-        if self._breaker_rewrites:
-            changes = [*self._breaker_rewrites, *changes]
-            self._breaker_rewrites = []
-        w.breakers.extend(c.row(self.run_id) for c in changes)
-        w.wall_s = time.perf_counter() - t0
-        committed = self.store.commit_round(w)
-        for seat in self.seats:  # the in-memory lists only feed this round's rows; the store keeps history
-            seat.acc.fills.clear()
-            seat.acc.verdicts.clear()
-        self.last_round = round_no
-        return RoundOutcome(round_no, t_close, decided, committed, w.wall_s, errors)
+        """Close the agents' HTTP clients and the event loop, and give the writer lease back."""
+        self.driver.close()
+        self.pause()
 
     def _apply_resets(self) -> None:
         """Adopt the operator resets written since the last look (`arena breakers reset` while this job runs).
@@ -281,122 +261,54 @@ class ArenaRunner:
         if resets:
             self._breaker_rewrites.extend(self.breakers.adopt(resets, self.last_round))
 
-    # -- agents ---------------------------------------------------------------------------------------------------
-    async def _play_all(
-        self, snapshot: MarketSnapshot, marks: list[float], round_no: int, gates: dict[str, Trip | None]
-    ) -> list[Turn]:
-        deadline_s = self.config.rounds.deadline_s
-        deadline = time.monotonic() + deadline_s
-        tasks = []
-        for seat in self.seats:
-            gate = gates.get(seat.name)
-            if gate is not None and gate.state == HALTED:  # not asked: no new orders, and no LLM cost
-                tasks.append(_benched(Turn([hold(s, gate.verdict()) for s in snapshot.symbols])))
-                continue
-            pf = seat.acc.portfolio
-            eq = equity(pf, snapshot.symbols, marks) if pf.positions else pf.cash
-            view = AccountView(pf.cash, eq, self.cash0, pf.positions)
-            ctx = TurnContext(
-                round_no=round_no,
-                started_at_ns=self.started_at_ns,
-                max_leverage=self.config.market.risk.max_leverage,
-                exit_plans=dict(seat.plans),
-                stats=self._stats(seat),
-                deadline=deadline,
-            )
-            tasks.append(self._play(seat.acc.agent, snapshot, view, ctx, deadline_s))
-        return list(await asyncio.gather(*tasks))
 
-    @staticmethod
-    async def _play(
-        agent: Agent, snapshot: MarketSnapshot, view: AccountView, ctx: TurnContext, deadline_s: float
-    ) -> Turn:
-        """One agent's turn; a slow, failing or rate-limited agent holds and the others are unaffected."""
-        t0 = time.perf_counter()
-        try:
-            if isinstance(agent, TurnAgent):
-                return await asyncio.wait_for(
-                    agent.play_turn(snapshot, view, ctx), timeout=deadline_s + DEADLINE_GRACE_S
-                )
-            return turn_from_decide(agent, snapshot, view)
-        except CacheMissError:
-            raise
-        except TimeoutError:
-            why = f"deadline of {deadline_s:g}s exceeded: holding this round"
-        except Exception as exc:  # an agent's bug must not stop the arena; it holds and the reason is recorded
-            why = f"agent failed ({type(exc).__name__}: {exc}): holding this round"
-            log.warning("%s: %s", agent.name, why)
-        return Turn([hold(s, why) for s in snapshot.symbols], error=why, latency_s=time.perf_counter() - t0)
+def _tape_for(feed: Feed) -> Any:
+    from arena_lib.data.tape import MarketTape
 
-    def _stats(self, seat: _Seat) -> AgentStats | None:
-        eq = np.asarray(seat.recent_equity, dtype=np.float64)
-        if len(eq) < 3:
-            return None
-        rets = np.diff(eq) / eq[:-1]
-        sd = float(rets.std(ddof=1))
-        ppy = 365.25 * 86400e9 / self.market.bar_ns
-        sharpe = float(rets.mean() / sd * math.sqrt(ppy)) if sd > 0 else 0.0
-        wins = sum(1 for x in seat.exits if x > 0)
-        win_rate = wins / len(seat.exits) if seat.exits else 0.0
-        ret = (eq[-1] / self.cash0 - 1.0) * 100.0
-        return AgentStats(sharpe=sharpe, win_rate=win_rate, trades=len(seat.exits), return_pct=float(ret))
+    return MarketTape(feed.symbols, feed.timeframe)
 
-    # -- engine rules around the agents ---------------------------------------------------------------------------
-    def _invalidations(self, seat: _Seat, snapshot: MarketSnapshot, marks: list[float]) -> list[Decision]:
-        """Close positions whose invalidation condition holds on this closed bar (evaluated safely, never eval)."""
-        out = []
-        positions = seat.acc.portfolio.positions
-        for sym, cond in seat.conditions.items():
-            pos = positions.get(sym)
-            if pos is None:
-                continue
-            ctx = coin_context(snapshot, sym)
-            if ctx is None:
-                continue
-            values = dict(ctx.fields())
-            price = marks[snapshot.symbols.index(sym)]
-            values["entry_price"] = pos.entry_price
-            values["unrealized_pnl_pct"] = pos.direction * (price / pos.entry_price - 1.0) * 100.0 * pos.leverage
-            if cond.evaluate(values):
-                out.append(Decision(sym, Action.CLOSE, size=0.0, reason=f"invalidation condition met: {cond.source}"))
-        return out
 
-    def _forget_closed(self, seat: _Seat) -> None:
-        """Drop exit plans of positions that closed (stop, take-profit, liquidation) and are not pending."""
-        open_or_pending = set(seat.acc.portfolio.positions) | {o.symbol for o in seat.acc.broker.pending.values()}
-        for sym in [s for s in seat.plans if s not in open_or_pending]:
-            del seat.plans[sym]
-            seat.conditions.pop(sym, None)
+class _SqlLedger:
+    """The arena's ledger hook: each bar's record becomes one `RoundWrite`, committed under the writer lease."""
 
-    def _apply(
-        self,
-        seat: _Seat,
-        turn: Turn,
-        engine_closes: list[Decision],
-        snapshot: MarketSnapshot,
-        i: int,
-        round_no: int,
-        marks: list[float],
-        w: RoundWrite,
-        risk: RiskEngine,
-        benched: bool = False,
-    ) -> None:
-        acc = seat.acc
-        closed_now = {d.symbol for d in engine_closes}
-        decisions = [*engine_closes, *turn.decisions]
-        pf = act_on_decisions(
-            acc,
-            decisions,
-            risk,
-            self.run_id,
-            self.market.close_times_ns[i],
-            list(marks),
-            self.marks.volumes(i),
-            self.at_close,
-            snapshot,
+    wants_records = True
+
+    def __init__(self, runner: ArenaRunner) -> None:
+        self.runner = runner
+        self.seq: dict[str, int] = {}  # fills written so far, per agent
+        self.committed = False
+
+    def record(self, driver: Driver, bar: BarRecord | None) -> None:
+        assert bar is not None  # wants_records
+        r = self.runner
+        snapshot = bar.snapshot
+        w = RoundWrite(
+            run_id=r.run_id,
+            round_no=bar.round_no,
+            ts=bar.ts,
+            snapshot_hash=snapshot.content_hash(),
+            snapshot_content=_snapshot_content(snapshot),
+            wall_started=bar.wall_started,
+            wall_s=bar.wall_s,
+            accounts=[],
         )
-        acc.portfolio = pf
-        verdicts = {id(v.decision): v for v in acc.verdicts}
+        for acc in driver.accounts:
+            at = bar.turns.get(acc.name)
+            if at is not None:
+                self._decisions(w, acc, at, bar, snapshot)
+            self._state(w, acc, bar)
+        changes = bar.breaker_changes
+        if r._breaker_rewrites:
+            changes = [*r._breaker_rewrites, *changes]
+            r._breaker_rewrites = []
+        w.breakers.extend(change_row(c, r.run_id) for c in changes)
+        self.committed = r.store.commit_round(w, r.lease)
+
+    def _decisions(
+        self, w: RoundWrite, acc: Account, at: AccountTurn, bar: BarRecord, snapshot: MarketSnapshot
+    ) -> None:
+        run_id = self.runner.run_id
+        turn = at.turn
         call = turn.call
         if call is not None:
             w.prompts.append(
@@ -404,9 +316,9 @@ class ArenaRunner:
             )
             w.llm_calls.append(
                 t.LLMCallRow(
-                    run_id=self.run_id,
-                    round_no=round_no,
-                    agent=seat.name,
+                    run_id=run_id,
+                    round_no=bar.round_no,
+                    agent=acc.name,
                     prompt_sha=call.prompt_sha,
                     cache_key=call.cache_key,
                     cache_hit=call.cache_hit,
@@ -421,74 +333,58 @@ class ArenaRunner:
                     attempts=call.attempts,
                 )
             )
-        t_close = self.market.close_times_ns[i]
-        for d in decisions:
-            engine_made = any(d is e for e in engine_closes)
+        closed_now = {d.symbol for d in at.engine_closes}
+        for d in at.decisions:
+            engine_made = any(d is e for e in at.engine_closes)
             note = None if engine_made else turn.notes.get(d.symbol)
-            verdict = verdicts.get(id(d))
+            verdict = at.verdicts.get(id(d))
             if verdict is None and d.action is not Action.HOLD and not engine_made and d.symbol in closed_now:
                 verdict = RiskVerdict(d, False, reasons=("the engine closed this position on its invalidation",))
             if engine_made:
                 source = "invalidation"
-            elif benched:
+            elif at.benched:
                 source = "breaker"
             else:
                 source = "fallback" if turn.error and d.action is Action.HOLD else "agent"
             w.decisions.append(
-                _decision_row(self.run_id, round_no, seat.name, t_close, d, verdict, note, source, turn.latency_s)
+                _decision_row(run_id, bar.round_no, acc.name, bar.ts, d, verdict, note, source, turn.latency_s)
             )
-            if verdict is not None and verdict.approved:
-                w.orders.append(_order_row(self.run_id, seat.name, round_no, t_close, d, verdict, marks, snapshot))
-                if d.is_entry:
-                    plan = ExitPlan(d.take_profit, d.stop_loss, note.invalidation_condition if note else "")
-                    seat.plans[d.symbol] = plan
-                    seat.conditions.pop(d.symbol, None)
-                    seat.conditions.update(self._compile({d.symbol: plan}))
+        for d, v, mark in at.approved_orders:
+            w.orders.append(_order_row(run_id, acc.name, bar.round_no, bar.ts, d, v, mark))
 
-    def _record_state(
-        self, seat: _Seat, i: int, round_no: int, marks: list[float], fills: Sequence[Fill], w: RoundWrite
-    ) -> None:
-        acc = seat.acc
+    def _state(self, w: RoundWrite, acc: Account, bar: BarRecord) -> None:
+        run_id = self.runner.run_id
         pf = acc.portfolio
-        self._forget_closed(seat)
-        for f in fills:
-            w.fills.append(_fill_row(self.run_id, seat.name, round_no, seat.seq, f))
-            seat.seq += 1
-            if f.kind is not FillKind.ENTRY:
-                seat.exits.append(f.realized_pnl - f.fee)
-        symbols = self.market.symbols
-        eq = equity(pf, symbols, marks) if pf.positions else pf.cash
-        seat.recent_equity.append(eq)
+        seq = self.seq.get(acc.name, 0)
+        for f in acc.fills:
+            w.fills.append(_fill_row(run_id, acc.name, bar.round_no, seq, f))
+            seq += 1
+        self.seq[acc.name] = seq
         w.equity.append(
             t.EquityRow(
-                run_id=self.run_id,
-                agent=seat.name,
-                round_no=round_no,
-                ts=self.market.close_times_ns[i],
+                run_id=run_id,
+                agent=acc.name,
+                round_no=bar.round_no,
+                ts=bar.ts,
                 cash=pf.cash,
-                equity=eq,
-                gross_exposure=gross_notional(pf, symbols, marks) if pf.positions else 0.0,
+                equity=acc.equity,
+                gross_exposure=acc.exposure,
             )
         )
         w.accounts.append(
             StoredAccount(
-                agent=seat.name,
-                last_round=round_no,
+                agent=acc.name,
+                last_round=bar.round_no,
                 cash=pf.cash,
                 realized_pnl=pf.realized_pnl,
                 fees_paid=pf.fees_paid,
                 funding_paid=pf.funding_paid,
                 positions=dict(pf.positions),
-                pending=list(acc.broker.pending.values()),
-                plans={s: p.to_dict() for s, p in seat.plans.items()},
+                pending=acc.broker.pending_orders(),
+                plans={s: p.to_dict() for s, p in acc.plans.items()},
             )
         )
-        w.invalidations[seat.name] = {s: p.invalidation_condition for s, p in seat.plans.items()}
-
-
-async def _benched(turn: Turn) -> Turn:
-    """A halted account's turn: holds decided by the breaker, gathered with the agents that play."""
-    return turn
+        w.invalidations[acc.name] = {s: p.invalidation_condition for s, p in acc.plans.items()}
 
 
 def _snapshot_content(snapshot: MarketSnapshot) -> dict[str, Any]:
@@ -547,16 +443,7 @@ def _decision_row(
     )
 
 
-def _order_row(
-    run_id: str,
-    agent: str,
-    round_no: int,
-    ts: int,
-    d: Decision,
-    v: RiskVerdict,
-    marks: list[float],
-    snapshot: MarketSnapshot,
-) -> t.OrderRow:
+def _order_row(run_id: str, agent: str, round_no: int, ts: int, d: Decision, v: RiskVerdict, mark: float) -> t.OrderRow:
     return t.OrderRow(
         order_id=order_id(run_id, agent, ts, d.symbol),
         run_id=run_id,
@@ -568,7 +455,7 @@ def _order_row(
         leverage=v.leverage,
         stop_loss=d.stop_loss,
         take_profit=d.take_profit,
-        reference_price=marks[snapshot.symbols.index(d.symbol)],
+        reference_price=mark,
         created_at=ts,
     )
 

@@ -4,6 +4,9 @@ One row per thing that happened, keyed so that re-executing a round after a cras
 orders and fills are keyed by their deterministic ids (run/agent/round/symbol), rounds by (run, round number), and
 an account's state row carries the last round it committed. A round's rows and the account states are written in
 one transaction, so the ledger always ends on a whole round.
+
+The tables are created and upgraded by the alembic migrations in `arena_lib/arena/migrations/` (see
+`arena_lib.core.migrations`): a change here needs a new revision there, and a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from arena_lib.core.migrations import MigrationSpec
 
 
 class Base(DeclarativeBase):
@@ -262,3 +267,44 @@ class BreakerRow(Base):
     anchor_round: Mapped[int] = mapped_column(Integer, default=-1)
     anchor_equity: Mapped[float | None] = mapped_column(Float, nullable=True)
     __table_args__ = (Index("ix_breakers_run_agent", "run_id", "agent", "id"),)
+
+
+class WriterLeaseRow(Base):
+    """Which process may write a run's ledger, until when (revision 0002; see `arena_lib.arena.lease`).
+
+    One row per run, taken only when absent or expired, renewed inside every round's commit. No foreign key to
+    `runs`: a lease can be taken before the run it guards is created.
+    """
+
+    __tablename__ = "writer_leases"
+    run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))  # host:pid:random token of the holding process
+    acquired_at_ns: Mapped[int] = mapped_column(BigInteger)  # epoch ns, the store's clock
+    expires_at_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+# The ledger's migration history. Revision 0001 is exactly the schema `create_all` made before migrations existed
+# (commit 34b6861), so such a database is stamped with it and upgraded.
+MIGRATIONS = MigrationSpec(
+    name="arena ledger",
+    script_location="arena_lib.arena:migrations",
+    version_table="arena_alembic_version",
+    metadata=Base.metadata,
+    baseline="0001_baseline",
+    baseline_tables=(
+        "runs",
+        "run_agents",
+        "accounts",
+        "positions",
+        "rounds",
+        "snapshots",
+        "prompts",
+        "llm_calls",
+        "decisions",
+        "orders",
+        "fills",
+        "equity",
+        "trading_halt",
+        "breakers",
+    ),
+)

@@ -27,6 +27,7 @@ from arena_lib.agents.model_agent import ModelNotFoundError
 from arena_lib.agents.registry import build_agent
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig, cutoff_overlap
+from arena_lib.arena.lease import LedgerConflictError
 from arena_lib.arena.rounds import ArenaRunner, ProgressCallback, RoundOutcome
 from arena_lib.arena.store import AccountState, ArenaStore
 from arena_lib.core.clock import WallClock
@@ -34,6 +35,7 @@ from arena_lib.core.paths import git_state
 from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import timeframe_to_ns, to_utc_timestamp
+from arena_lib.data.snapshot import MarketSnapshot
 
 log = logging.getLogger(__name__)
 WARMUP_BARS = 300  # history before the window: the prompt's longest indicator (4h EMA50) needs ~200 hours
@@ -155,7 +157,12 @@ def cutoff_flags(rows: Sequence[t.RunAgentRow], window_start: str | None) -> dic
 
 
 def create_run(
-    store: ArenaStore, config: ArenaConfig, roster: Roster, market: MarketData, mode: str, run_id: str | None = None
+    store: ArenaStore,
+    config: ArenaConfig,
+    roster: Roster,
+    market: MarketData | str,
+    mode: str,
+    run_id: str | None = None,
 ) -> tuple[str, dict[str, str]]:
     """Record a new run, its agents and their starting accounts; returns the run id and the cutoff flags."""
     run_id = run_id or new_run_id(mode)
@@ -173,8 +180,8 @@ def create_run(
         status="running",
         config=config.to_dict(),
         spec_hash=config.market.spec_hash(),
-        data_hash=market.fingerprint(),
-        symbols=list(market.symbols),
+        data_hash=market if isinstance(market, str) else market.fingerprint(),
+        symbols=list(market.symbols) if isinstance(market, MarketData) else list(config.market.symbols),
         timeframe=config.market.timeframe,
         start=config.market.start,
         end=config.market.end,
@@ -255,12 +262,14 @@ def _play(
     run = store.get_run(runner.run_id)
     try:
         outcomes = runner.run(rounds, progress)
+    except LedgerConflictError:
+        raise  # another process writes this run: this one must not write anything more, its status included
     except BaseException as exc:
         store.set_status(runner.run_id, "failed", f"{run.message}; failed: {type(exc).__name__}: {exc}".strip("; "))
         raise
     finally:
         runner.close()
-    done = runner.first_row + runner.last_round >= runner.market.n_bars - 1
+    done = runner.feed.exhausted
     status = "completed" if done else "halted" if runner.halted else "stopped"
     message = "; ".join(m for m in (run.message, runner.halted.describe() if runner.halted else "") if m)
     store.set_status(runner.run_id, status, message)
@@ -289,14 +298,16 @@ def start_paper_run(
     from arena_lib.arena.paper import paper_feed, run_paper
 
     feed = paper_feed(config, exchange_url)
-    market = feed.market()
     with local_llm_servers(config, cache_mode) as (served, unavailable):
         roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
         roster.skipped.update(unavailable)
-        rid, flags = create_run(store, config, roster, market, "paper", run_id)
-        runner = ArenaRunner(served, roster.agents, market, store, rid, first_row=market.n_bars - 1, stop=stop)
+        rid = run_id or new_run_id("paper")
+        runner = ArenaRunner(served, roster.agents, feed, store, rid, stop=stop)
+        runner.warm_up()
+        warm = MarketSnapshot(runner.tape).content_hash() if runner.tape.n_rows else ""
+        _, flags = create_run(store, config, roster, warm, "paper", rid)
         try:
-            outcomes = run_paper(runner, feed.market, every_s=every_s, rounds=rounds, stop=stop)
+            outcomes = run_paper(runner, feed, every_s=every_s, rounds=rounds, stop=stop)
         finally:
             runner.close()
     status, message = ("halted", runner.halted.describe()) if runner.halted else ("stopped", "")
@@ -377,8 +388,6 @@ def trade_step(
         if exists:
             return resume_run(run_id, store, rounds=bars, cache=cache, cache_mode=cache_mode, env=env)
         return start_run(config, store, run_id=run_id, rounds=bars, cache=cache, cache_mode=cache_mode, env=env)
-    from arena_lib.arena.paper import play_new_bars
-
     with local_llm_servers(config, cache_mode) as (served, unavailable):
         roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
         roster.skipped.update(unavailable)
@@ -392,12 +401,12 @@ def trade_step(
         else:
             if not roster.agents:
                 raise ValueError("no agent can play: " + "; ".join(f"{k}: {v}" for k, v in roster.skipped.items()))
-            _, flags = create_run(store, config, roster, market, "paper", run_id)
+            _, flags = create_run(store, config, roster, market.fingerprint(), "paper", run_id)
         runner = ArenaRunner(served, roster.agents, market, store, run_id, first_row=market.n_bars - 1)
         try:
             if exists:
                 runner.restore()
-            outcomes = [] if runner.check_halt() else play_new_bars(runner, market)
+            outcomes = runner.play_new()
         finally:
             runner.close()
     run = store.get_run(run_id)

@@ -1,17 +1,15 @@
 """The arena leaderboard from the ledger: nof1's metric set plus reliability columns, LLM and quant side by side.
 
+The columns, their order, labels and units are `arena_lib.analytics.columns.ARENA_BOARD`'s (where each one is
+defined); this module computes them in pandas from every row of a run, which suits a report at the end of a run.
+The monitor computes the same board in SQL (`arena_lib.monitor.leaderboard_sql`), and the tests hold the two to
+each other.
+
 Performance columns come from the same `BacktestResult` metrics as a backtest (rebuilt from the stored equity and
 fills), so an arena run and a backtest of the same agent are scored identically. Reliability columns come from the
 decision log: how often the model's output was unusable, how often the RiskEngine had to clamp or refuse it, how
-often it flip-flopped, what it cost, and how long it took to answer.
-
-Definitions (all per agent):
-- `hold_pct` / `long_pct` / `short_pct`: share of its per-coin decisions that held, entered long, entered short
-  (closes are the remainder).
-- `flip_flops`: entries opposite to the previous trade's direction made within `flip_flop_bars` bars of its exit.
-- `invalid_output_rate`: share of model calls whose answer failed (error, deadline, or no valid decision).
-- `net_return_pct`: return after subtracting the LLM bill from the PnL.
-- `latency_p50/p95/p99`: seconds per turn (the model's own latency for cached responses).
+often it flip-flopped, what it cost, and how long it took to answer. Decisions the engine made itself (an exit
+plan's invalidation, a circuit breaker) are not the agent's and are left out of the decision shares and counts.
 """
 
 from __future__ import annotations
@@ -24,44 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from arena_lib.analytics.columns import ARENA_BOARD
 from arena_lib.arena.store import ArenaStore
 from arena_lib.data.market import ns_to_index
 from arena_lib.data.resample import TimeLike, to_utc_timestamp
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult
-
-COLUMNS = [
-    "rank",
-    "agent",
-    "kind",
-    "model",
-    "account_value",
-    "return_pct",
-    "pnl",
-    "fees",
-    "win_rate",
-    "biggest_win",
-    "biggest_loss",
-    "sharpe",
-    "max_drawdown",
-    "trades",
-    "hold_pct",
-    "long_pct",
-    "short_pct",
-    "avg_leverage",
-    "avg_confidence",
-    "avg_hold_hours",
-    "median_hold_hours",
-    "invalid_output_rate",
-    "risk_clamps",
-    "risk_rejections",
-    "flip_flops",
-    "llm_cost_usd",
-    "net_return_pct",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "cutoff_overlap",
-]
 
 
 def results_from_store(store: ArenaStore, run_id: str) -> dict[str, BacktestResult]:
@@ -184,10 +149,11 @@ def arena_leaderboard(store: ArenaStore, run_id: str, flip_flop_bars: int | None
             }
         )
     if not rows:
-        return pd.DataFrame(columns=COLUMNS)
-    board = pd.DataFrame(rows).sort_values("account_value", ascending=False, kind="stable").reset_index(drop=True)
+        return ARENA_BOARD.empty()
+    board = pd.DataFrame(rows).sort_values(ARENA_BOARD.rank_by, ascending=False, kind="stable")
+    board = board.reset_index(drop=True)
     board.insert(0, "rank", range(1, len(board) + 1))
-    return board.reindex(columns=COLUMNS)
+    return board.reindex(columns=ARENA_BOARD.names)
 
 
 def _share(actions: pd.Series, value: str) -> float:

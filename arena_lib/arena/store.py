@@ -4,24 +4,51 @@ SQLite under `.arena/arena.db` is the embedded default; `ARENA_DB_URL` (or `--db
 (`postgresql+psycopg://user@host/db`) with no code change. A round is committed in one transaction together with
 every account's state and the run's `last_round`, so a process killed at any instant leaves the ledger at the end
 of a whole round, and a restart resumes from there.
+
+One process at a time writes a run: it takes the run's writer lease (`acquire_lease`) and passes it to every
+`commit_round`, which renews it and checks that the round follows the ledger's last one in the round's own
+transaction (`arena_lib.arena.lease`). Opening a store creates or upgrades its tables by alembic migrations.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from arena_lib.arena import lease as leases
 from arena_lib.arena import schema as t
+from arena_lib.arena.lease import LeaseHeldError, LeaseLostError, LedgerConflictError, WriterLease
+from arena_lib.core.clock import Clock, WallClock
 from arena_lib.core.database import local_url, open_engine
+from arena_lib.core.migrations import upgrade_to_head
 from arena_lib.core.types import Action, Order, Position
 
 DB_URL_ENV = "ARENA_DB_URL"
+# The lease's types and errors are part of the store's API (`arena_lib.arena.lease` defines them).
+__all__ = [
+    "DB_URL_ENV",
+    "AccountState",
+    "ArenaStore",
+    "HaltState",
+    "LeaseHeldError",
+    "LeaseLostError",
+    "LedgerConflictError",
+    "RoundWrite",
+    "WriterLease",
+    "default_db_url",
+    "make_engine",
+    "order_from_dict",
+    "order_to_dict",
+    "position_to_dict",
+    "redact_url",
+]
 
 
 def default_db_url() -> str:
@@ -40,8 +67,8 @@ def redact_url(url: str) -> str:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine on the ledger's tables (crash-safe settings on SQLite; see `arena_lib.core.database`)."""
-    return open_engine(url, t.Base.metadata)
+    """An engine on the ledger's tables, migrated to head (crash-safe settings on SQLite; see `core.database`)."""
+    return open_engine(url, t.MIGRATIONS)
 
 
 # -- value <-> row conversions ------------------------------------------------------------------------------------
@@ -102,7 +129,14 @@ _CLAIM_ROUND = (
     .where(t.RunRow.run_id == bindparam("b_run"), t.RunRow.last_round < bindparam("b_round"))
     .values(last_round=bindparam("b_round"))
 )
+# With a writer lease the round must be the very next one: a writer that skipped or repeated one is refused.
+_CLAIM_NEXT_ROUND = (
+    update(t.RunRow)
+    .where(t.RunRow.run_id == bindparam("b_run"), t.RunRow.last_round == bindparam("b_previous"))
+    .values(last_round=bindparam("b_round"))
+)
 _RUN_EXISTS = select(t.RunRow.run_id).where(t.RunRow.run_id == bindparam("b_run"))
+_LAST_ROUND = select(t.RunRow.last_round).where(t.RunRow.run_id == bindparam("b_run"))
 _SNAPSHOT_EXISTS = select(t.SnapshotRow.ts).where(t.SnapshotRow.snapshot_hash == bindparam("b_hash"))
 _KNOWN_PROMPTS = select(t.PromptRow.sha256).where(t.PromptRow.sha256.in_(bindparam("b_shas", expanding=True)))
 _DELETE_POSITIONS = delete(t.PositionRow).where(
@@ -132,11 +166,20 @@ class HaltState:
 
 
 class ArenaStore:
-    """The ledger of every run, round, decision, order, fill and account in one database."""
+    """The ledger of every run, round, decision, order, fill and account in one database.
 
-    def __init__(self, url: str | None = None, engine: Engine | None = None) -> None:
+    `clock` dates writer leases (the wall clock by default; tests pass a simulated one to expire leases without
+    sleeping). A given `engine` is used as it is, its database migrated to head like one opened by URL.
+    """
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None, *, clock: Clock | None = None) -> None:
         self.url = url or default_db_url()
-        self.engine = engine or make_engine(self.url)
+        if engine is None:
+            engine = make_engine(self.url)
+        else:
+            upgrade_to_head(engine, t.MIGRATIONS)
+        self.engine = engine
+        self.clock: Clock = clock or WallClock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def session(self) -> Session:
@@ -148,6 +191,7 @@ class ArenaStore:
             if s.get(t.RunRow, run.run_id) is not None:
                 raise ValueError(f"run {run.run_id!r} already exists in {redact_url(self.url)}; use resume")
             s.add(run)
+            s.flush()  # the run's row first: run_agents has a foreign key to it, which PostgreSQL enforces
             s.add_all(agents)
             for acc in accounts:
                 s.add(_account_row(run.run_id, acc))
@@ -171,6 +215,57 @@ class ArenaStore:
     def latest_run_id(self) -> str | None:
         with self.session() as s:
             return s.scalar(select(t.RunRow.run_id).order_by(t.RunRow.created_at.desc()).limit(1))
+
+    # -- writer leases (`arena_lib.arena.lease`) -------------------------------------------------------------------
+    def acquire_lease(self, run_id: str, *, ttl_s: float = 120.0, owner: str | None = None) -> WriterLease:
+        """Take the right to write `run_id` for `ttl_s` seconds, renewed by each `commit_round` given the lease.
+
+        Taken only when the run has no lease, its lease has expired, it is already `owner`'s (a new random
+        host:pid token by default), or its holder was a process on this host that no longer runs (killed);
+        LeaseHeldError, naming the holder and when its lease expires, otherwise.
+        Concurrent callers race on conditional statements, so exactly one of them wins.
+        """
+        if not ttl_s > 0:
+            raise ValueError(f"a writer lease needs a positive time to live, got ttl_s={ttl_s}")
+        owner = owner or leases.new_owner_token()
+        ttl_ns = int(ttl_s * 1e9)
+        for _ in range(3):  # a row that changes hands between our statements: look again
+            now = self.clock.now_ns()
+            lease = WriterLease(run_id=run_id, owner=owner, expires_at_ns=now + ttl_ns, ttl_ns=ttl_ns)
+            with self.engine.begin() as conn:
+                if leases.try_take(conn, run_id, owner, now, lease.expires_at_ns):
+                    return lease
+            try:  # no row, or a live one of another owner: only the first INSERT of a run's row succeeds
+                with self.engine.begin() as conn:
+                    leases.create(conn, run_id, owner, now, lease.expires_at_ns)
+                return lease
+            except IntegrityError:
+                pass
+            with self.engine.connect() as conn:
+                current = leases.holder(conn, run_id)
+            if current is not None and current[0] != owner and current[1] > now:
+                if leases.holder_is_gone(current[0]):  # a killed writer on this host: its run is free now
+                    with self.engine.begin() as conn:
+                        if leases.take_from(conn, run_id, current[0], owner, now, lease.expires_at_ns):
+                            return lease
+                    continue
+                raise LeaseHeldError(run_id, current[0], current[1], now)
+        raise LedgerConflictError(f"run {run_id!r}: its writer lease kept changing hands while taking it; try again")
+
+    def renew_lease(self, lease: WriterLease) -> WriterLease:
+        """Extend a held lease by its time to live from now (between rounds that take long); LeaseLostError when
+        it is no longer ours or has expired, whoever holds it now."""
+        now = self.clock.now_ns()
+        with self.engine.begin() as conn:
+            if not leases.renew(conn, lease, now):
+                raise leases.lost_lease(lease, leases.holder(conn, lease.run_id), now, None)
+        return replace(lease, expires_at_ns=now + lease.ttl_ns)
+
+    def release_lease(self, lease: WriterLease) -> None:
+        """Give a run's lease up (at the end of a run, or on a clean stop) so another writer need not wait for it
+        to expire; a no-op when it is no longer ours."""
+        with self.engine.begin() as conn:
+            leases.release(conn, lease)
 
     # -- kill switch -----------------------------------------------------------------------------------------
     def set_halt(self, halted: bool, *, reason: str = "", by: str = "", at_ns: int) -> HaltState:
@@ -262,17 +357,26 @@ class ArenaStore:
         }
 
     # -- rounds ----------------------------------------------------------------------------------------------
-    def commit_round(self, w: RoundWrite) -> bool:
+    def commit_round(self, w: RoundWrite, lease: WriterLease | None = None) -> bool:
         """Write a round atomically; False (and nothing written) when that round was already committed.
 
         The first statement claims the round (`last_round` only moves forward), so two writers of one round
         cannot both write it; the rest is plain INSERTs, one executemany per table, with statements built once.
         The ORM's unit of work used to cost several times the database's own time, and a cached replay commits
         hundreds of rounds per second.
+
+        With a `lease` (from `acquire_lease`), the same transaction first renews it, which requires that it is
+        still ours and unexpired, and then requires the round to be exactly the one after the ledger's last: a
+        writer that lost its run, or skipped or repeated a round, gets LeaseLostError and writes nothing (it
+        never returns False), so it cannot build a round on fills the ledger does not hold.
         """
+        if lease is not None and lease.run_id != w.run_id:
+            raise ValueError(f"the writer lease is for run {lease.run_id!r}, the round for run {w.run_id!r}")
         key = {"b_run": w.run_id}
         with self.engine.begin() as conn:
-            if conn.execute(_CLAIM_ROUND, {**key, "b_round": w.round_no}).rowcount != 1:
+            if lease is not None:
+                self._claim_next_round(conn, w, lease)
+            elif conn.execute(_CLAIM_ROUND, {**key, "b_round": w.round_no}).rowcount != 1:
                 if conn.execute(_RUN_EXISTS, key).first() is None:
                     raise KeyError(f"no run {w.run_id!r}")
                 return False
@@ -314,6 +418,18 @@ class ArenaStore:
                 if conn.execute(_UPDATE_ACCOUNT, {**key, "b_agent": acc.agent, **state}).rowcount == 0:
                     _insert(conn, [_account_row(w.run_id, acc)])
         return True
+
+    def _claim_next_round(self, conn: Connection, w: RoundWrite, lease: WriterLease) -> None:
+        """Renew the lease and claim round `w.round_no` as the successor of the ledger's last, or raise."""
+        now = self.clock.now_ns()
+        if not leases.renew(conn, lease, now):
+            raise leases.lost_lease(lease, leases.holder(conn, w.run_id), now, w.round_no)
+        claim = {"b_run": w.run_id, "b_round": w.round_no, "b_previous": w.round_no - 1}
+        if conn.execute(_CLAIM_NEXT_ROUND, claim).rowcount != 1:
+            last = conn.execute(_LAST_ROUND, {"b_run": w.run_id}).scalar_one_or_none()
+            if last is None:
+                raise KeyError(f"no run {w.run_id!r}")
+            raise leases.out_of_order(lease, w.round_no, int(last))
 
     # -- frames for the leaderboard, the CLI and the monitor --------------------------------------------------
     def frame(

@@ -31,13 +31,13 @@ CacheUrlOption = Annotated[
 
 
 def _console() -> Any:
-    from arena_lib.cli.main import console
+    from arena_lib.cli.common import console
 
     return console
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from arena_lib.cli.main import _fail as fail
+    from arena_lib.cli.common import fail
 
     fail(message, code)
 
@@ -59,7 +59,7 @@ def _graceful_stop() -> threading.Event:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        from arena_lib.cli.main import err
+        from arena_lib.cli.common import err
 
         err.print(f"{signal.Signals(signum).name}: stopping after the current round (again to abort)")
 
@@ -89,7 +89,7 @@ def run(
     from arena_lib.arena.config import load_arena_config
     from arena_lib.arena.session import resume_run, start_paper_run, start_run
     from arena_lib.arena.store import ArenaStore, redact_url
-    from arena_lib.cli.main import _progress
+    from arena_lib.cli.common import progress as _progress
     from arena_lib.data.errors import DataError
 
     if mode not in ("replay", "paper"):
@@ -181,11 +181,16 @@ def demo_arena(config: Path, out_dir: Path) -> str:
     from arena_lib.arena.session import start_run
     from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, results_from_store
     from arena_lib.arena.store import ArenaStore
-    from arena_lib.cli.main import _progress
+    from arena_lib.cli.common import progress as _progress
+    from arena_lib.core.config_errors import ConfigError
     from arena_lib.reports.figures import equity_race_figure, write_html
 
     console = _console()
-    cfg = load_arena_config(config)
+    try:
+        cfg = load_arena_config(config)
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise
     store = ArenaStore()
     with _progress() as bar:
         task = bar.add_task("arena", total=1)
@@ -372,8 +377,13 @@ def llm_status(config: Annotated[Path, typer.Option(help="arena YAML or a folder
     """Which LLM contestants are configured, and which variable to set for the others."""
     from arena_lib.agents.llm.config import configuration_status, load_llm_configs
     from arena_lib.arena.config import load_arena_config
+    from arena_lib.core.config_errors import ConfigError
 
-    cfgs = load_llm_configs(config) if config.is_dir() else list(load_arena_config(config).llm)
+    try:
+        cfgs = load_llm_configs(config) if config.is_dir() else list(load_arena_config(config).llm)
+    except (ConfigError, FileNotFoundError) as exc:
+        _fail(str(exc))
+        return
     for c in cfgs:
         st = configuration_status(c)
         mark = "[green]configured[/]" if st.configured else f"[yellow]{st.reason}[/]"

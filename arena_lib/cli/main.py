@@ -11,23 +11,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from arena_lib.cli.common import console, err
+from arena_lib.cli.common import fail as _fail
+from arena_lib.cli.common import progress as _progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Arena: AI trading agents, side by side.")
 data_app = typer.Typer(no_args_is_help=True, help="Market data: checks and the bundled sample.")
 app.add_typer(data_app, name="data")
-# Wide tables even when piped (CI logs, `| tee`); errors never wrap, so they stay greppable.
-console = Console(width=None if sys.stdout.isatty() else 140)
-err = Console(stderr=True, soft_wrap=True)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package was imported from. Commands resolve their default paths through
+`arena_lib.core.settings` instead (ARENA_HOME, else the project folder found from the cwd)."""
 DEFAULT_RUNS = PROJECT_ROOT / "runs"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}")
-    raise typer.Exit(code)
 
 
 @data_app.command("check")
@@ -97,19 +94,6 @@ def _fmt(key: str, value: Any) -> str:
     return str(value)
 
 
-def _progress() -> Any:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-
-
 @app.command()
 def backtest(
     agent: Annotated[str, typer.Option(help="agent name (see `arena agents`)")],
@@ -134,8 +118,11 @@ def backtest(
     from arena_lib.agents.registry import make_agent, parse_params
     from arena_lib.core.clock import WallClock, to_timestamp
     from arena_lib.core.config import BacktestConfig, CostModel, ExecutionConfig
+    from arena_lib.core.settings import settings
     from arena_lib.data.errors import DataError
     from arena_lib.data.history import load_market
+    from arena_lib.engine.backtest import NoBatchPathError
+    from arena_lib.engine.backtest import backtest as backtest_run
     from arena_lib.reports.files import save_result
 
     if not symbol and not data:
@@ -155,25 +142,24 @@ def backtest(
         _fail(str(exc).strip("'\""))
         return
     stamp = to_timestamp(WallClock().now_ns()).strftime("%Y%m%dT%H%M%SZ")
-    run_dir = out or DEFAULT_RUNS / f"{stamp}-{built.name}"
+    run_dir = out or settings().runs_dir / f"{stamp}-{built.name}"
     if batch:
-        from arena_lib.engine.kernel import run_batch
-
-        if not hasattr(built, "decide_batch"):
+        try:
+            result = backtest_run(built, market, config, "batch", run_id=run_dir.name)
+        except NoBatchPathError:
             _fail(f"agent {agent} has no batch path; drop --batch")
-        result = run_batch(built, market, config, run_id=run_dir.name)  # type: ignore[arg-type]
+            return
     else:
-        from arena_lib.engine.loop import run_replay
-
         with _progress() as bar:
             task = bar.add_task(f"{built.name} over {market.n_bars:,} bars", total=market.n_bars)
-            result = run_replay(
-                [built],
+            result = backtest_run(
+                built,
                 market,
                 config,
+                "step",
                 run_id=run_dir.name,
                 progress=lambda done, total: bar.update(task, completed=done),
-            )[built.name]
+            )
     paths = save_result(result, market, run_dir, config)
     metrics = dict(result.metrics)
     if as_json:
@@ -203,21 +189,28 @@ def agents() -> None:
 
 @app.command()
 def demo(
-    config: Annotated[Path, typer.Option(help="competition YAML")] = PROJECT_ROOT / "configs" / "demo.yaml",
-    arena_config: Annotated[Path, typer.Option(help="arena YAML (quant + LLM agents)")] = PROJECT_ROOT
-    / "configs"
-    / "arena.demo.yaml",
+    config: Annotated[Path | None, typer.Option(help="competition YAML (default configs/demo.yaml)")] = None,
+    arena_config: Annotated[
+        Path | None, typer.Option(help="arena YAML, quant + LLM agents (default configs/arena.demo.yaml)")
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="output folder (default runs/demo)")] = None,
 ) -> None:
     """Check the sample, replay the baseline competition, then an arena round-robin with the LLM agents."""
+    from arena_lib.core.config_errors import ConfigError
+    from arena_lib.core.settings import settings
     from arena_lib.core.spec import load_competition
     from arena_lib.data.quality import check_ohlcv
     from arena_lib.engine.backtest import run_competition
     from arena_lib.reports.figures import equity_race_figure, write_html
     from arena_lib.reports.files import save_result
 
-    cfg, specs = load_competition(config)
-    out_dir = out or DEFAULT_RUNS / "demo"
+    paths = settings()
+    try:
+        cfg, specs = load_competition(config or paths.configs_dir / "demo.yaml")
+    except ConfigError as exc:
+        _fail(str(exc))
+        return
+    out_dir = out or paths.runs_dir / "demo"
     console.rule("1. sample data quality")
     from arena_lib.agents.registry import build_agent
     from arena_lib.data.sample import load_sample
@@ -270,7 +263,7 @@ def demo(
     from arena_lib.cli.arena import demo_arena
 
     console.rule("5. arena: quant and LLM agents on the same snapshots, recorded in the store")
-    demo_arena(arena_config, out_dir / "arena")
+    demo_arena(arena_config or paths.configs_dir / "arena.demo.yaml", out_dir / "arena")
 
 
 def _register_commands() -> None:
@@ -289,9 +282,16 @@ _register_commands()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A bad config or setting that a command did not report itself is one line too."""
+    from arena_lib.core.config_errors import ConfigError
+
     try:
         app()
+    except ConfigError as exc:
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

@@ -38,7 +38,7 @@ GatesOption = Annotated[
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
-    from arena_lib.cli.main import _fail as fail
+    from arena_lib.cli.common import fail
 
     fail(escape(message), code)
 
@@ -87,7 +87,7 @@ def promote_command(
     """
     from rich.markup import escape
 
-    from arena_lib.cli.main import console
+    from arena_lib.cli.common import console
     from arena_lib.workflow.promotion import GatesConfigError, PromotionError, promote
 
     _check_alias(alias)
@@ -116,7 +116,7 @@ def rollback_command(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Move an alias back to the version that held it before the current one (exit 2 when there is none)."""
-    from arena_lib.cli.main import console
+    from arena_lib.cli.common import console
     from arena_lib.workflow.promotion import PromotionError, rollback
 
     _check_alias(alias)
@@ -140,7 +140,7 @@ def gates_show(
     from rich.markup import escape
     from rich.table import Table
 
-    from arena_lib.cli.main import console
+    from arena_lib.cli.common import console
     from arena_lib.workflow.promotion import GATE_NAMES, METRIC_NAMES, Gates, GatesConfigError, load_gates
     from arena_lib.workflow.promotion.config import default_gates_path
 

@@ -36,7 +36,7 @@ _ParamLoader.add_implicit_resolver(
 def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
-    from arena_lib.cli.main import _fail as fail
+    from arena_lib.cli.common import fail
 
     fail(escape(message), code)
 
@@ -129,7 +129,7 @@ def notebook_params(
     from rich.markup import escape
     from rich.table import Table
 
-    from arena_lib.cli.main import console
+    from arena_lib.cli.common import console
     from arena_lib.workflow.notebooks import NotebookParameterError, notebook_parameters
 
     try:

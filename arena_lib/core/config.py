@@ -2,7 +2,8 @@
 
 A backtest (and later a promoted job) is described by a `BacktestConfig`, never by a notebook cell. Everything
 here is a frozen pydantic model so that a spec can be logged, hashed and reloaded exactly. YAML files under
-`configs/` load through `load_config`.
+`configs/` load through `load_config` (the project's one YAML loader, `arena_lib.core.yaml_config`), and a bad
+file is a `ConfigError` naming the file, the line, the key path and the reason.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FillMode = Literal["next_open", "close"]
+BreakerAction = Literal["reducing", "halted"]
 
 
 class _Frozen(BaseModel):
@@ -75,6 +76,24 @@ class BacktestConfig(_Frozen):
     execution: ExecutionConfig = ExecutionConfig()
     risk: RiskLimits = RiskLimits()
 
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _a_time(cls, value: Any) -> Any:
+        """A date or time pandas can read (YAML turns `2025-01-01` into a date: kept as its ISO text)."""
+        import datetime
+
+        import pandas as pd
+
+        if isinstance(value, datetime.date):
+            value = value.isoformat()
+        if value is None or not isinstance(value, str):
+            return value
+        try:
+            pd.Timestamp(value)
+        except (ValueError, OverflowError):
+            raise ValueError("must be a date or time like 2025-01-31 or 2025-01-31T12:00") from None
+        return value
+
     @model_validator(mode="after")
     def _start_before_end(self) -> BacktestConfig:
         import pandas as pd
@@ -93,13 +112,39 @@ class BacktestConfig(_Frozen):
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
+class BreakerSettings(BaseModel):
+    """Circuit breakers on the arena's accounts (`arena_lib.engine.breakers`); a threshold of null disables one.
+
+    Defaults follow the prop-trading convention of a daily loss limit at half the maximum drawdown (10% / 5%): a
+    losing agent first loses its right to open positions (REDUCING, closes only), and a portfolio-wide loss of 15%
+    or a 5% loss within one UTC day stops new orders (HALTED). Drawdown trips are sticky until `arena breakers
+    reset`; a daily-loss trip clears at the next UTC day.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent_drawdown: float | None = Field(0.10, gt=0, lt=1, description="account equity below its peak, fraction")
+    agent_drawdown_action: BreakerAction = "reducing"
+    portfolio_drawdown: float | None = Field(
+        0.15, gt=0, lt=1, description="all accounts' summed equity below its peak, fraction; trips every account"
+    )
+    portfolio_drawdown_action: BreakerAction = "halted"
+    daily_loss: float | None = Field(
+        0.05, gt=0, lt=1, description="account equity below its equity at 00:00 UTC, fraction; clears next day"
+    )
+    daily_loss_action: BreakerAction = "halted"
+
+    @classmethod
+    def off(cls) -> BreakerSettings:
+        """Every breaker disabled (research replays that study unbounded losses)."""
+        return cls(agent_drawdown=None, portfolio_drawdown=None, daily_loss=None)
+
+
 def load_config(path: str | Path, **overrides: Any) -> BacktestConfig:
-    """Load a `BacktestConfig` from YAML; keyword overrides replace top-level keys."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"config file not found: {p}")
-    raw = yaml.safe_load(p.read_text()) or {}
-    raw.update({k: v for k, v in overrides.items() if v is not None})
-    if "symbols" in raw:
-        raw["symbols"] = tuple(raw["symbols"])
-    return BacktestConfig.model_validate(raw)
+    """Load a `BacktestConfig` from YAML; keyword overrides (None: not given) replace top-level keys.
+
+    Raises ConfigError (a ValueError; a missing file is also a FileNotFoundError).
+    """
+    from arena_lib.core.yaml_config import load_yaml_model
+
+    return load_yaml_model(path, BacktestConfig, overrides=overrides, kind="backtest config")

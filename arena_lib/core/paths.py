@@ -2,16 +2,18 @@
 
 Why one place: the arena store, the LLM cache and the MLflow store must be the same files whether `arena` runs in
 the project folder, a notebook kernel runs in `notebooks/`, or the monitor runs from `apps/`. So every default path
-hangs off one project root, found the same way everywhere.
+hangs off one project root, found the same way everywhere: `arena_lib.core.settings.Settings.project_root`.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
+from arena_lib.core.settings import settings
+
 HOME_ENV = "ARENA_HOME"
+"""The variable that sets the project root (`Settings.home`); kept for code that exports it to a child process."""
 
 
 def project_root() -> Path:
@@ -19,14 +21,7 @@ def project_root() -> Path:
 
     Walking upward lets a notebook kernel whose cwd is `notebooks/` use the project's stores, not new ones.
     """
-    home = os.environ.get(HOME_ENV, "").strip()
-    if home:
-        return Path(home).expanduser().resolve()
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if (folder / "pyproject.toml").is_file() and (folder / "arena_lib").is_dir():
-            return folder
-    return cwd
+    return settings().project_root
 
 
 def git_state() -> tuple[str, bool]:

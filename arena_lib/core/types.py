@@ -184,6 +184,7 @@ class RiskVerdict:
     fraction: float = 0.0
     leverage: float = 1.0
     reasons: tuple[str, ...] = field(default_factory=tuple)
+    ts: int = 0  # decision time (the bar close), epoch ns; 0 when reviewed outside a loop
 
     @property
     def clamped(self) -> bool:

@@ -25,7 +25,6 @@ what is worth knowing but not fatal: gaps in the cached bars, a symbol without a
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 import pandas as pd
 
-from arena_lib.core.paths import project_root
+from arena_lib.core.settings import settings
 from arena_lib.data import sample
 from arena_lib.data.ccxt_source import URL_HOST, OhlcvCache, api_urls_for_host, make_exchange, with_retries
 from arena_lib.data.errors import DataSourceError
@@ -51,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Source = Literal["sample", "exchange"]
 CACHE_ENV = "ARENA_DATA_CACHE"
+"""The variable that moves the cache (`Settings.data_cache`)."""
 FUNDING = "funding"
 DEFAULT_LOOKBACK = pd.Timedelta(days=30)
 """How far back an empty cache is filled from an exchange when no ``since`` is given."""
@@ -65,10 +65,7 @@ Exchanges not listed get ``{"defaultType": "swap"}`` and load all their markets.
 
 def default_cache_root() -> Path:
     """``$ARENA_DATA_CACHE`` when set, else ``<project root>/data/cache`` (read at call time)."""
-    override = os.environ.get(CACHE_ENV, "").strip()
-    if override:
-        return Path(override).expanduser().resolve()
-    return project_root() / "data" / "cache"
+    return settings().data_cache_dir
 
 
 @dataclass(frozen=True)

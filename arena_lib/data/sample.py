@@ -12,19 +12,20 @@ bars that produced it.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from arena_lib.core.settings import BUNDLED_SAMPLE_DIR, settings
 from arena_lib.data.errors import DataNotFoundError
 from arena_lib.data.loader import load_checked, load_funding
 from arena_lib.data.resample import TimeLike, timeframe_to_ns, to_utc_timestamp
 
 ENV_VAR = "ARENA_DATA_DIR"
-DEFAULT_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
+"""The variable that points the library at another copy of the sample (`Settings.data_dir`)."""
+DEFAULT_SAMPLE_DIR = BUNDLED_SAMPLE_DIR
 EXCHANGE = "binance"
 FUNDING_EXCHANGE = "binance-usdm"
 DEFAULT_QUOTE = "USDT"
@@ -38,12 +39,14 @@ def sample_dir() -> Path:
 
     Read at call time, so a test or a deployment can point the library at another copy without reimporting.
     """
-    override = os.environ.get(ENV_VAR)
-    return Path(override).expanduser().resolve() if override else DEFAULT_SAMPLE_DIR
+    return settings().sample_dir
 
 
-SAMPLE_DIR: Path = sample_dir()
-"""The sample folder as resolved at import time (see ``sample_dir()`` for the call-time value)."""
+def __getattr__(name: str) -> Path:
+    """``SAMPLE_DIR``: the sample folder, resolved each time it is read (importing this module reads no environment)."""
+    if name == "SAMPLE_DIR":
+        return sample_dir()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def normalize_symbol(symbol: str, quote: str = DEFAULT_QUOTE) -> str:

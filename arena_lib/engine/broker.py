@@ -1,23 +1,27 @@
-"""Brokers: where approved orders become fills. `SimBroker` replays bars with the shared execution rules.
+"""Brokers: where approved orders become fills. `Broker` is the seam; `SimBroker` simulates it bar by bar.
 
-Backtest, paper and live differ only in the feed, the broker and the clock. `SimBroker` implements the bar
-events of the one loop for one isolated account, in this order (the batch kernel follows the same order):
+Backtest, paper and live differ only in the feed, the broker and the clock. A broker serves one isolated account.
+The loop calls it at the two points of a bar:
 
-1. funding settling at this bar's open is charged or credited to positions held coming into the bar;
-2. pending market orders (from the previous bar's decisions) fill at this bar's open (`fill: next_open`);
-3. stop-loss, take-profit and liquidation trigger intrabar from the bar's high and low;
-then, after the agent decides at the close, orders are queued, or filled at once at the close (`fill: close`).
+1. `settle`, before the agents decide, in this order (the batch kernel follows the same one):
+   funding settling at this bar's open is charged or credited to positions held coming into the bar; pending
+   market orders (from the previous bar's decisions) fill at this bar's open (`fill: next_open`); stop-loss,
+   take-profit and liquidation trigger intrabar from the bar's high and low;
+2. `place`, for each order the RiskEngine approved, after the agents decided at the close: queued for the next
+   open, or filled at once at the close (`fill: close`).
 Symbols are always processed in the feed's symbol order.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from arena_lib.core.config import BacktestConfig
 from arena_lib.core.types import Action, Fill, FillKind, Order, OrderSide, Position
-from arena_lib.data.market import MarketData
+from arena_lib.data.tape import HIGH, LOW, OPEN, VOLUME, MarketTape
 from arena_lib.engine import rules
 from arena_lib.engine.portfolio import (
     Portfolio,
@@ -36,6 +40,11 @@ _EXIT_KIND = {
 }
 
 
+def order_id(run_id: str, agent: str, round_ns: int, symbol: str) -> str:
+    """Deterministic order id (run/agent/round/symbol): a re-executed round maps to the same ids."""
+    return f"{run_id}/{agent}/{round_ns}/{symbol}"
+
+
 def exit_order_id(account_id: str, t: int, symbol: str, kind: FillKind) -> str:
     """Deterministic id of an exit the engine made itself (stop, take-profit, liquidation)."""
     return f"{account_id}/{t}/{symbol}/{kind.value}"
@@ -51,12 +60,44 @@ class FillRejection:
     reason: str
 
 
+class BrokerError(RuntimeError):
+    """A broker failed in the middle of a bar; the bar is not committed and the message names the broker."""
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """Execution for one isolated account: the seam between the engine and a simulator or an exchange."""
+
+    account_id: str
+    rejections: list[FillRejection]  # approved orders that could not be filled, with the reason
+
+    def settle(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        """The bar events before a decision on `tape`'s newest row: funding, queued orders, intrabar exits."""
+        ...
+
+    def place(self, order: Order, tape: MarketTape, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
+        """An approved order at the newest row's close: filled now or queued; `marks` are the close marks."""
+        ...
+
+    def pending_orders(self) -> list[Order]:
+        """Orders accepted but not yet filled (what a restart must restore)."""
+        ...
+
+    def has_pending(self) -> bool:
+        """Whether any order waits to be filled (the loop skips `settle` for a flat account with none)."""
+        ...
+
+    def restore(self, pending: Sequence[Order]) -> None:
+        """Take back the pending orders a committed ledger recorded."""
+        ...
+
+
 @dataclass
 class SimBroker:
-    """Simulated execution for one account over a `MarketData` replay."""
+    """Simulated execution for one account, with the shared execution rules (`engine/rules.py`)."""
 
-    market: MarketData
     config: BacktestConfig
+    symbols: tuple[str, ...]
     account_id: str = "account"  # run/agent: prefixes the ids of engine-made exits
     pending: dict[int, Order] = field(default_factory=dict)
     rejections: list[FillRejection] = field(default_factory=list)
@@ -68,44 +109,73 @@ class SimBroker:
         self._impact = c.costs.impact_coef
         self._mmr = c.execution.maintenance_margin_rate
         self._limits = c.risk
-        self._symbols = self.market.symbols
+        self._at_close = c.execution.fill == "close"
+        self._symbols = tuple(self.symbols)
         self._index = {s: j for j, s in enumerate(self._symbols)}
 
+    # -- the Broker protocol --------------------------------------------------------------------------------------
+    def settle(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        if not (pf.positions or self.pending):
+            return pf
+        due = tape.funding_due
+        if due is not None and pf.positions:
+            pf = self.settle_funding(tape, pf, due)
+        if self.pending:
+            pf = self.fill_pending(tape, pf, tape.open_marks(), fills)
+        if pf.positions:
+            pf = self.check_exits(tape, pf, fills)
+        return pf
+
+    def place(self, order: Order, tape: MarketTape, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
+        j = self._index[order.symbol]
+        if self._at_close:
+            return self.execute(order, j, marks[j], tape.close_time_ns, pf, list(marks), fills)
+        self.submit(order)
+        return pf
+
+    def pending_orders(self) -> list[Order]:
+        return [self.pending[j] for j in sorted(self.pending)]
+
+    def has_pending(self) -> bool:
+        return bool(self.pending)
+
+    def restore(self, pending: Sequence[Order]) -> None:
+        self.pending = {self._index[o.symbol]: o for o in pending}
+
     # -- bar events -----------------------------------------------------------------------------------------------
-    def settle_funding(self, i: int, pf: Portfolio, rows: list[tuple[int, float]]) -> Portfolio:
-        """Charge funding settling at bar `i`'s open; `rows` lists (symbol index, rate)."""
+    def settle_funding(self, tape: MarketTape, pf: Portfolio, rows: list[tuple[int, float]]) -> Portfolio:
+        """Charge funding settling at the newest row's open; `rows` lists (symbol index, rate)."""
         for j, rate in rows:
             pos = pf.positions.get(self._symbols[j])
             if pos is not None:
-                mark = float(self.market.open[i, j])
+                mark = tape.value(j, OPEN)
                 pf = apply_funding(pf, pos.symbol, rules.funding_payment(pos.quantity, mark, rate), self._mmr)
         return pf
 
-    def fill_pending(self, i: int, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
-        """Fill queued orders at bar `i`'s open, for the symbols that have a bar now."""
-        t = int(self.market.times[i])
+    def fill_pending(self, tape: MarketTape, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
+        """Fill queued orders at the newest row's open, for the symbols that have a bar now."""
+        t = tape.time_ns
         for j in sorted(self.pending):
-            if not self.market.has_bar[i, j]:
+            if not tape.has_bar(j):
                 continue
             order = self.pending.pop(j)
-            pf = self.execute(order, j, float(self.market.open[i, j]), t, pf, marks, fills)
+            pf = self.execute(order, j, tape.value(j, OPEN), t, pf, marks, fills)
         return pf
 
-    def check_exits(self, i: int, pf: Portfolio, fills: list[Fill]) -> Portfolio:
-        """Trigger stops, take-profits and liquidations from bar `i`'s range."""
-        t = int(self.market.times[i])
-        m = self.market
+    def check_exits(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        """Trigger stops, take-profits and liquidations from the newest row's range."""
+        t = tape.time_ns
         for j, sym in enumerate(self._symbols):
             pos = pf.positions.get(sym)
-            if pos is None or not m.has_bar[i, j]:
+            if pos is None or not tape.has_bar(j):
                 continue
             stop = math.nan if pos.stop_loss is None else pos.stop_loss
             take = math.nan if pos.take_profit is None else pos.take_profit
             kind, trigger = rules.intrabar_exit(
                 pos.direction,
-                float(m.open[i, j]),
-                float(m.high[i, j]),
-                float(m.low[i, j]),
+                tape.value(j, OPEN),
+                tape.value(j, HIGH),
+                tape.value(j, LOW),
                 stop,
                 take,
                 pos.liquidation_price,
@@ -137,7 +207,7 @@ class SimBroker:
                 continue
             price = trigger
             if kind == rules.EXIT_STOP:
-                slip = rules.slippage_fraction(self._bps, self._impact, qty, float(m.volume[i, j]))
+                slip = rules.slippage_fraction(self._bps, self._impact, qty, tape.value(j, VOLUME))
                 price = rules.market_fill_price(trigger, -pos.direction, slip)
             fee = qty * price * self._fee
             pf, pnl = close_position(pf, sym, price, fee)

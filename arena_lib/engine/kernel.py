@@ -2,8 +2,12 @@
 
 `run_batch(agent, market, config)` takes an agent's `decide_batch` targets and simulates one isolated account
 bar by bar in compiled code. It follows `SimBroker`'s event order (funding at the open, pending fills at the open,
-intrabar exits, decisions at the close) and calls the same `rules` functions, so the fills and the equity curve
+intrabar exits, decisions at the close) and calls the same `rules` functions, the RiskEngine's policy
+(`rules.review_decision`) included, so the fills, the equity curve, the risk verdicts and the fill-time rejections
 equal the step loop's; `tests/engine/test_parity.py` holds them to that on the real sample.
+
+The kernel logs plain float records (fills, verdicts, fill rejections) into one growing buffer; `run_batch` turns
+them into the step loop's objects afterwards, so no Python object is built inside compiled code.
 """
 
 from __future__ import annotations
@@ -15,19 +19,23 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from arena_lib.agents.base import BatchAgent, BatchSignals
+from arena_lib.agents.base import BatchAgent, BatchSignals, decision_from_target
 from arena_lib.core.config import BacktestConfig
-from arena_lib.core.types import FillKind, Position
+from arena_lib.core.types import Decision, FillKind, Position, RiskVerdict
 from arena_lib.data.market import MarketData, ns_to_index
 from arena_lib.engine import rules
-from arena_lib.engine.broker import exit_order_id
-from arena_lib.engine.loop import order_id
+from arena_lib.engine.broker import FillRejection, exit_order_id, order_id
 from arena_lib.engine.results import FILL_COLUMNS, BacktestResult, equity_series
+from arena_lib.engine.risk import verdict_from_code
 
-# Columns of the kernel's fill records.
+# The kernel logs what happens as rows of one growing event buffer, in execution order (which is each kind's order
+# on the step loop). Every row has a bar, a symbol and a kind; the other columns depend on the kind. Fills
+# (entry .. liquidation) and fill-time rejections use the F_* columns, verdicts the V_* ones.
 F_BAR, F_SYM, F_SIDE, F_QTY, F_PRICE, F_FEE, F_KIND, F_PNL, F_FUNDING, F_FLAGS, F_AT_CLOSE, F_ORIGIN = range(12)
 N_FIELDS = 12
 KIND_ENTRY, KIND_EXIT, KIND_STOP, KIND_TP, KIND_LIQ = 0, 1, 2, 3, 4
+KIND_REJECTED = 5  # an approved entry the account had no capacity for at fill time (F_FLAGS says why)
+KIND_VERDICT = 6  # the RiskEngine's policy on one decision (V_* columns)
 _KIND_NAMES = {
     KIND_ENTRY: "entry",
     KIND_EXIT: "exit",
@@ -35,7 +43,9 @@ _KIND_NAMES = {
     KIND_TP: "take_profit",
     KIND_LIQ: "liquidation",
 }
-_EXIT_TO_KIND = {rules.EXIT_STOP: KIND_STOP, rules.EXIT_TAKE_PROFIT: KIND_TP, rules.EXIT_LIQUIDATION: KIND_LIQ}
+# Verdict rows: the position held when deciding, and the outputs of `rules.review_decision`.
+V_CURRENT, V_CODE, V_CLAMPS, V_FRACTION = 2, 3, 4, 5
+V_LEVERAGE, V_REQUESTED, V_PRICE = 7, 8, 9
 
 
 @njit(cache=True)
@@ -55,7 +65,7 @@ def _record(
     at_close: float,
     origin: float,
 ) -> np.ndarray:
-    """Write fill record `k`, doubling the buffer when it is full."""
+    """Write fill (or fill-time rejection) record `k`, doubling the buffer when it is full."""
     if k >= buf.shape[0]:
         bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
         bigger[: buf.shape[0]] = buf
@@ -64,6 +74,32 @@ def _record(
     row[F_BAR], row[F_SYM], row[F_SIDE], row[F_QTY], row[F_PRICE], row[F_FEE] = bar, sym, side, qty, price, fee
     row[F_KIND], row[F_PNL], row[F_FUNDING], row[F_FLAGS] = kind, pnl, funding, flags
     row[F_AT_CLOSE], row[F_ORIGIN] = at_close, origin
+    return buf
+
+
+@njit(cache=True)
+def _record_verdict(
+    buf: np.ndarray,
+    k: int,
+    bar: float,
+    sym: float,
+    current: float,
+    code: float,
+    clamps: float,
+    fraction: float,
+    leverage: float,
+    requested: float,
+    price: float,
+) -> np.ndarray:
+    """Write verdict record `k` (a `KIND_VERDICT` event), doubling the buffer when it is full."""
+    if k >= buf.shape[0]:
+        bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
+        bigger[: buf.shape[0]] = buf
+        buf = bigger
+    row = buf[k]
+    row[F_BAR], row[F_SYM], row[F_KIND] = bar, sym, KIND_VERDICT
+    row[V_CURRENT], row[V_CODE], row[V_CLAMPS], row[V_FRACTION] = current, code, clamps, fraction
+    row[V_LEVERAGE], row[V_REQUESTED], row[V_PRICE] = leverage, requested, price
     return buf
 
 
@@ -100,11 +136,12 @@ def simulate(
     min_free: float,
     allow_reversal: bool,
     fill_at_close: bool,
-) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, int, np.ndarray]:
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate one account.
 
-    Returns (fill records, count, equity per bar, gross exposure per bar, fill-time rejections, final state), the
-    final state being rows quantity, entry, margin, leverage, liquidation, stop, take-profit, funding x symbols.
+    Returns (event records, their count, equity per bar, gross exposure per bar, final state); `split_events`
+    sorts the events into fills, verdicts and fill-time rejections. The final state's rows are quantity, entry,
+    margin, leverage, liquidation, stop, take-profit and funding, one column per symbol.
     """
     n, m = close.shape
     # Open positions, one column per symbol; the names below are views into its rows.
@@ -129,11 +166,8 @@ def simulate(
     p_origin = np.zeros(m, dtype=np.int64)
     buf = np.empty((64, N_FIELDS))
     k = 0
-    rejected = 0
     eq_out = np.empty(n)
     gross_out = np.zeros(n)
-    lev_ok = leverage_in > 0.0 and math.isfinite(leverage_in)
-    lev_used = min(leverage_in, max_lev) if lev_ok else 1.0
 
     for i in range(n):
         for j in range(m):
@@ -160,7 +194,7 @@ def simulate(
                 p_on[j] = False
                 price = open_[i, j]
                 marks[j] = price
-                (buf, k, cash, rej) = _execute(
+                (buf, k, cash, refused) = _execute(
                     buf,
                     k,
                     i,
@@ -179,7 +213,11 @@ def simulate(
                     marks,
                     prm,
                 )
-                rejected += rej
+                if refused:
+                    buf = _record(
+                        buf, k, i, j, p_dir[j], 0.0, price, 0.0, KIND_REJECTED, 0, 0, refused, 0.0, p_origin[j]
+                    )
+                    k += 1
         # 3. intrabar exits
         for j in range(m):
             if qty[j] == 0.0 or not has_bar[i, j]:
@@ -208,7 +246,8 @@ def simulate(
         for j in range(m):
             if has_bar[i, j]:
                 close_marks[j] = close[i, j]
-        # 4. decisions at the close, in symbol order
+        # 4. decisions at the close, in symbol order: the target's decision (as `decision_from_target` makes it),
+        # reviewed by the RiskEngine's policy, then queued or filled at once
         for j in range(m):
             t = target[i, j]
             if not has_bar[i, j] or math.isnan(t):
@@ -217,36 +256,51 @@ def simulate(
             if t == 0.0:
                 if cur == 0:
                     continue
-                want = 0
+                action = rules.ACTION_CLOSE
             else:
-                want = 1 if t > 0 else -1
-                if want == cur:
+                action = rules.ACTION_LONG if t > 0 else rules.ACTION_SHORT
+                if action == cur:
                     continue
-                if not lev_ok or (cur != 0 and not allow_reversal):
-                    continue
-                price = close_marks[j]
-                sl = stop_in[i, j]
-                if not math.isnan(sl) and (not (sl > 0.0) or (sl - price) * want >= 0):
-                    continue
-                tpv = tp_in[i, j]
-                if not math.isnan(tpv) and (not (tpv > 0.0) or (tpv - price) * want <= 0):
-                    continue
-            frac = min(abs(t), 1.0)
+            price = close_marks[j]
+            sl = stop_in[i, j]
+            tpv = tp_in[i, j]
+            eq = _equity(cash, qty, margin, entry, close_marks)
+            code, clamps, frac, lev_o, requested = rules.review_decision(
+                action,
+                cur,
+                price,
+                abs(t),
+                rules.UNIT_FRACTION,
+                leverage_in,
+                not math.isnan(sl),
+                sl,
+                not math.isnan(tpv),
+                tpv,
+                eq,
+                fee_rate,
+                max_lev,
+                allow_reversal,
+            )
+            buf = _record_verdict(buf, k, i, j, cur, code, clamps, frac, lev_o, requested, price)
+            k += 1
+            if code != rules.VERDICT_APPROVED:
+                continue
+            direction = action  # ACTION_CLOSE is 0, entries their direction: what `_execute` takes
             if fill_at_close:
                 for c in range(m):
                     marks[c] = close_marks[c]
-                (buf, k, cash, rej) = _execute(
+                (buf, k, cash, refused) = _execute(
                     buf,
                     k,
                     i,
                     j,
-                    close_marks[j],
+                    price,
                     1.0,
-                    want,
+                    direction,
                     frac,
-                    lev_used,
-                    stop_in[i, j],
-                    tp_in[i, j],
+                    lev_o,
+                    sl,
+                    tpv,
                     volume[i, j],
                     i,
                     cash,
@@ -254,14 +308,16 @@ def simulate(
                     marks,
                     prm,
                 )
-                rejected += rej
+                if refused:
+                    buf = _record(buf, k, i, j, direction, 0.0, price, 0.0, KIND_REJECTED, 0, 0, refused, 1.0, i)
+                    k += 1
             else:
                 p_on[j] = True
-                p_dir[j] = want
+                p_dir[j] = direction
                 p_frac[j] = frac
-                p_lev[j] = lev_used
-                p_stop[j] = stop_in[i, j]
-                p_tp[j] = tp_in[i, j]
+                p_lev[j] = lev_o
+                p_stop[j] = sl
+                p_tp[j] = tpv
                 p_vol[j] = volume[i, j]
                 p_origin[j] = i
         eq_out[i] = _equity(cash, qty, margin, entry, close_marks)
@@ -270,7 +326,7 @@ def simulate(
             if qty[j] != 0.0:
                 g += abs(qty[j]) * close_marks[j]
         gross_out[i] = g
-    return buf, k, eq_out, gross_out, rejected, state
+    return buf, k, eq_out, gross_out, state
 
 
 @njit(cache=True)
@@ -295,7 +351,8 @@ def _execute(
 ) -> tuple[np.ndarray, int, float, int]:
     """Mirror of `SimBroker.execute`: close what the order closes or reverses, then enter.
 
-    `state` holds the open positions (rows as in `simulate`); `prm` the costs and limits
+    Returns the fill buffer, its count, the cash, and the fill-time cap flags when the entry found no capacity
+    (0 otherwise). `state` holds the open positions (rows as in `simulate`); `prm` the costs and limits
     (fee rate, slippage bps, impact, maintenance margin rate, max position, max gross, min free margin).
     """
     qty, entry, margin, lev, liq = state[0], state[1], state[2], state[3], state[4]
@@ -327,7 +384,7 @@ def _execute(
     px = rules.market_fill_price(price, direction, slip)
     q, flags = rules.entry_size(frac, eq, cash, px, lev_o, fee_rate, gross, max_pos, max_gross, min_free)
     if q <= 0.0:
-        return buf, k, cash, 1
+        return buf, k, cash, flags
     fee = q * px * fee_rate
     mg = q * px / lev_o
     cash = cash - mg - fee
@@ -376,14 +433,20 @@ def simulate_args(market: MarketData, sig: BatchSignals, config: BacktestConfig)
 def run_batch(
     agent: BatchAgent, market: MarketData, config: BacktestConfig, *, run_id: str = "replay"
 ) -> BacktestResult:
-    """Run an agent's `decide_batch` targets through the kernel; same result shape as the step loop."""
+    """Run an agent's `decide_batch` targets through the kernel; the same result as the step loop's.
+
+    Fills, equity, exposure, final positions, risk verdicts and fill-time rejections equal those of
+    `run_replay([agent], ...)` for an agent whose `decide` follows its targets (`TargetAgent`, `ModelAgent`).
+    Prefer `arena_lib.backtest`, which picks this path for batch agents.
+    """
     sig = agent.decide_batch(market)
     shape = market.close.shape
     if sig.target.shape != shape:
         raise ValueError(f"{agent.name}: decide_batch returned targets of shape {sig.target.shape}, expected {shape}")
-    buf, k, eq, gross, rejected, state = simulate(*simulate_args(market, sig, config))
+    events, n_events, eq, gross, state = simulate(*simulate_args(market, sig, config))
+    fill_rec, verdict_rec, rejection_rec = split_events(events[:n_events])
     close_times = market.close_times()
-    fills = _fills_frame(buf[:k], market, run_id, agent.name)
+    fills = _fills_frame(fill_rec, market, run_id, agent.name)
     return BacktestResult(
         agent=agent.name,
         equity=equity_series(eq, close_times, agent.name),
@@ -391,14 +454,72 @@ def run_batch(
         open_positions=_open_positions(state, fills, market),
         exposure=equity_series(gross, close_times, "gross_exposure"),
         initial_cash=config.execution.initial_cash,
+        verdicts=_verdicts(verdict_rec, market, sig, agent.name, config.risk.max_leverage),
+        fill_rejections=_fill_rejections(rejection_rec, market, run_id, agent.name),
         meta={
             "path": "batch",
             "run_id": run_id,
             "data_hash": market.fingerprint(),
             "spec": config.spec_hash(),
-            "fill_rejections": int(rejected),
+            "fill_rejections": len(rejection_rec),
         },
     )
+
+
+def split_events(events: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernel's event records split by kind, each in execution order: (fills, verdicts, fill rejections)."""
+    kind = events[:, F_KIND]
+    return events[kind <= KIND_LIQ], events[kind == KIND_VERDICT], events[kind == KIND_REJECTED]
+
+
+def _levels_at(levels: np.ndarray | None, bars: np.ndarray, syms: np.ndarray) -> list[float | None]:
+    """Stops or take-profits of the signals at (bar, symbol) cells, as decisions carry them: None where none."""
+    if levels is None:
+        return [None] * len(bars)
+    return [None if math.isnan(x) else x for x in levels[bars, syms].tolist()]
+
+
+def _verdicts(
+    rec: np.ndarray, market: MarketData, sig: BatchSignals, agent: str, max_leverage: float
+) -> list[RiskVerdict]:
+    """Kernel verdict records as the step loop's `RiskVerdict`s, in its order (bar, then symbol).
+
+    Each carries the decision the agent's `decide` makes for that target: `decision_from_target` with the signal's
+    leverage and levels and the agent's name as the reason, as `TargetAgent` and `ModelAgent` build it.
+    """
+    bars, syms = rec[:, F_BAR].astype(np.int64), rec[:, F_SYM].astype(np.int64)
+    targets = sig.target[bars, syms].tolist()
+    stops, takes = _levels_at(sig.stop_loss, bars, syms), _levels_at(sig.take_profit, bars, syms)
+    times = (market.times[bars] + market.bar_ns).tolist()
+    codes = rec[:, [V_CURRENT, V_CODE, V_CLAMPS]].astype(np.int64).tolist()
+    amounts = rec[:, [V_FRACTION, V_LEVERAGE, V_REQUESTED, V_PRICE]].tolist()
+    symbols, leverage = market.symbols, float(sig.leverage)
+    decisions: dict[tuple[int, float, int, float | None, float | None], Decision] = {}  # frozen: shareable
+    out: list[RiskVerdict] = []
+    for j, target, stop, take, ts, (current, code, clamps), (fraction, lev, requested, price) in zip(
+        syms.tolist(), targets, stops, takes, times, codes, amounts, strict=True
+    ):
+        key = (j, target, current, stop, take)
+        decision = decisions.get(key)
+        if decision is None:
+            made = decision_from_target(symbols[j], target, current, leverage, stop, take, agent)
+            if made is None:  # the kernel reviews only targets that change the position
+                raise AssertionError(f"kernel verdict without a decision: {agent} {symbols[j]} at {ts}")
+            decision = decisions[key] = made
+        out.append(verdict_from_code(decision, code, clamps, fraction, lev, requested, price, max_leverage, ts))
+    return out
+
+
+def _fill_rejections(rec: np.ndarray, market: MarketData, run_id: str, agent: str) -> list[FillRejection]:
+    """Kernel fill-time rejection records as the step loop's `FillRejection`s (same ids, times and reasons)."""
+    out: list[FillRejection] = []
+    symbols, times, bar_ns = market.symbols, market.times, market.bar_ns
+    for bar, sym, at_close, origin, flags in rec[:, [F_BAR, F_SYM, F_AT_CLOSE, F_ORIGIN, F_FLAGS]].tolist():
+        s = symbols[int(sym)]
+        oid = order_id(run_id, agent, int(times[int(origin)]) + bar_ns, s)
+        t = int(times[int(bar)]) + (bar_ns if at_close > 0 else 0)
+        out.append(FillRejection(oid, s, t, rules.describe_caps(int(flags))))
+    return out
 
 
 def _open_positions(state: np.ndarray, fills: pd.DataFrame, market: MarketData) -> dict[str, Position]:

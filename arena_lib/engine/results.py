@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from arena_lib.analytics.metrics import TRADE_COLUMNS as METRIC_TRADE_COLUMNS
-from arena_lib.core.types import Fill, FillKind, RiskVerdict
+from arena_lib.analytics.trades import trades_from_fills
+from arena_lib.core.types import Fill, RiskVerdict
 from arena_lib.data.market import ns_to_index
 
 FILL_COLUMNS = [
@@ -26,7 +26,8 @@ FILL_COLUMNS = [
     "funding",
     "note",
 ]
-TRADE_COLUMNS = [*METRIC_TRADE_COLUMNS, "exit_kind"]  # the metrics' columns plus why each trade ended
+
+REJECTION_COLUMNS = ["timestamp", "symbol", "action", "approved", "reasons"]
 
 
 def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
@@ -49,43 +50,6 @@ def fills_frame(fills: Sequence[Fill]) -> pd.DataFrame:
         }
     )
     return df
-
-
-def trades_from_fills(fills: pd.DataFrame) -> pd.DataFrame:
-    """Pair each entry fill with the exit that closed it into a round-trip trade (net pnl after fees and funding).
-
-    Positions still open at the end have no row: they are in the final portfolio and in the equity curve.
-    """
-    rows: list[dict[str, Any]] = []
-    open_entries: dict[str, pd.Series] = {}
-    for _, f in fills.iterrows():
-        sym = f["symbol"]
-        if f["kind"] == FillKind.ENTRY.value:
-            open_entries[sym] = f
-            continue
-        entry = open_entries.pop(sym, None)
-        if entry is None:
-            continue
-        direction = 1 if entry["side"] == "buy" else -1
-        fees = float(entry["fee"] + f["fee"])
-        rows.append(
-            {
-                "symbol": sym,
-                "direction": direction,
-                "entry_time": entry["timestamp"],
-                "exit_time": f["timestamp"],
-                "entry_price": float(entry["price"]),
-                "exit_price": float(f["price"]),
-                "quantity": float(entry["quantity"]),
-                "pnl": float(f["realized_pnl"]) - fees - float(f["funding"]),
-                "fees": fees,
-                "funding": float(f["funding"]),
-                "exit_kind": f["kind"],
-            }
-        )
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in TRADE_COLUMNS})
-    return pd.DataFrame(rows, columns=TRADE_COLUMNS)
 
 
 @dataclass
@@ -124,18 +88,22 @@ class BacktestResult:
         return self._metrics
 
     def rejections(self) -> pd.DataFrame:
-        """Risk rejections and clamps with their reasons (the audit trail of the RiskEngine)."""
-        rows = [
+        """Risk rejections and clamps with their reasons (the audit trail of the RiskEngine), in decision order.
+
+        One row per verdict that carries a reason, timestamped at its decision (the bar close, UTC). Both engine
+        paths record the same verdicts, so a batch run's table equals the step loop's.
+        """
+        flagged = [v for v in self.verdicts if v.reasons]
+        return pd.DataFrame(
             {
-                "symbol": v.decision.symbol,
-                "action": v.decision.action.value,
-                "approved": v.approved,
-                "reasons": "; ".join(v.reasons),
-            }
-            for v in self.verdicts
-            if v.reasons
-        ]
-        return pd.DataFrame(rows, columns=["symbol", "action", "approved", "reasons"])
+                "timestamp": ns_to_index(np.array([v.ts for v in flagged], dtype=np.int64), None),
+                "symbol": [v.decision.symbol for v in flagged],
+                "action": [v.decision.action.value for v in flagged],
+                "approved": [v.approved for v in flagged],
+                "reasons": ["; ".join(v.reasons) for v in flagged],
+            },
+            columns=REJECTION_COLUMNS,
+        )
 
 
 def equity_series(values: np.ndarray, close_times: pd.DatetimeIndex, name: str) -> pd.Series:

@@ -1,8 +1,9 @@
-"""The execution arithmetic, written once and shared by the step loop and the batch kernel.
+"""The execution arithmetic and the RiskEngine's policy, written once and shared by the step loop and the kernel.
 
-Every function here is a numba ``njit`` function: the batch kernel inlines them, and the step loop (SimBroker,
-RiskEngine) calls the very same compiled code from Python. That is what makes the parity test between the two
-paths an identity rather than a tolerance.
+Every function here except `describe_caps` is a numba ``njit`` function: the batch kernel inlines them, and the
+step loop (SimBroker, RiskEngine) calls the very same compiled code from Python. That is what makes the parity test
+between the two paths an identity rather than a tolerance. `review_decision` is the RiskEngine's whole policy
+(reject, clamp or approve a decision); it returns codes, which `arena_lib.engine.risk` words as reasons.
 
 Conventions (documented in docs/engine.md):
 - A trade's `side` is +1 for a buy and -1 for a sell. Slippage moves the fill price against the trader.
@@ -188,3 +189,125 @@ def intrabar_exit(
 def funding_payment(quantity: float, mark_price: float, rate: float) -> float:
     """Cash the position pays at a funding settlement (negative = received). Longs pay a positive rate."""
     return quantity * mark_price * rate
+
+
+# -- the RiskEngine's decision policy -----------------------------------------------------------------------------
+# `review_decision` is the one copy of the policy: `RiskEngine.review` calls it for every decision of the step loop,
+# and the batch kernel for every target change, so both paths approve, clamp and reject alike.
+# `arena_lib.engine.risk.verdict_reasons` turns its codes into the reasons people read.
+
+# What a decision asks for: the direction of an entry (+1 long, -1 short), a close, or nothing.
+ACTION_SHORT = -1
+ACTION_CLOSE = 0
+ACTION_LONG = 1
+ACTION_HOLD = 2
+
+# How its size is measured (`SizeUnit`).
+UNIT_FRACTION = 0
+UNIT_QUANTITY = 1
+UNIT_NOTIONAL = 2
+
+# The ruling: approved, or the first rule the decision broke, in the order they are checked.
+VERDICT_APPROVED = 0
+VERDICT_HOLD = 1
+VERDICT_NO_PRICE = 2
+VERDICT_NOTHING_TO_CLOSE = 3
+VERDICT_BAD_SIZE = 4
+VERDICT_BAD_LEVERAGE = 5
+VERDICT_PYRAMIDING = 6
+VERDICT_REVERSAL = 7
+VERDICT_STOP_SIDE = 8
+VERDICT_TAKE_PROFIT_SIDE = 9
+VERDICT_NO_EQUITY = 10
+
+# Clamps applied to an approved entry (bit flags).
+CLAMP_LEVERAGE = 1
+CLAMP_SIZE = 2
+
+
+@njit(cache=True)
+def _finite_positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0.0
+
+
+@njit(cache=True)
+def equity_fraction(
+    size: float, size_unit: int, price: float, equity: float, leverage: float, fee_rate: float
+) -> float:
+    """The fraction of equity a size commits (margin plus entry fee); NaN when there is no equity to measure it by."""
+    if size_unit == UNIT_FRACTION:
+        return size
+    if not (equity > 0.0):
+        return math.nan
+    per_notional = 1.0 / leverage + fee_rate
+    notional = size * price if size_unit == UNIT_QUANTITY else size
+    return notional * per_notional / equity
+
+
+@njit(cache=True)
+def level_verdict(direction: int, price: float, has_stop: bool, stop: float, has_take: bool, take: float) -> int:
+    """VERDICT_STOP_SIDE / VERDICT_TAKE_PROFIT_SIDE when a level is not a positive price on the protective / profit
+    side of `price` for an entry in `direction`, else VERDICT_APPROVED."""
+    if has_stop and (not _finite_positive(stop) or (stop - price) * direction >= 0.0):
+        return VERDICT_STOP_SIDE
+    if has_take and (not _finite_positive(take) or (take - price) * direction <= 0.0):
+        return VERDICT_TAKE_PROFIT_SIDE
+    return VERDICT_APPROVED
+
+
+@njit(cache=True)
+def review_decision(
+    action: int,
+    current: int,
+    price: float,
+    size: float,
+    size_unit: int,
+    leverage: float,
+    has_stop: bool,
+    stop: float,
+    has_take: bool,
+    take: float,
+    equity: float,
+    fee_rate: float,
+    max_leverage: float,
+    allow_reversal: bool,
+) -> tuple[int, int, float, float, float]:
+    """Rule on one decision; returns (VERDICT_* code, CLAMP_* flags, fraction, leverage, requested fraction).
+
+    `action` is an ACTION_* code, `current` the direction of the position held (0 flat), `price` the symbol's latest
+    close. NaN stands for a missing or non-numeric input (and fails its check); `has_stop`/`has_take` say whether a
+    level was given at all. Rejections and closes come back with fraction 0 and leverage 1 (what `RiskVerdict`
+    defaults to); an approved entry with the fraction and leverage to trade, after the clamps, and the fraction it
+    asked for (what the size clamp's reason quotes).
+    """
+    if action == ACTION_HOLD:
+        return VERDICT_HOLD, 0, 0.0, 1.0, 0.0
+    if not _finite_positive(price):
+        return VERDICT_NO_PRICE, 0, 0.0, 1.0, 0.0
+    if action == ACTION_CLOSE:
+        if current == 0:
+            return VERDICT_NOTHING_TO_CLOSE, 0, 0.0, 1.0, 0.0
+        return VERDICT_APPROVED, 0, 0.0, 1.0, 0.0
+    if not _finite_positive(size):
+        return VERDICT_BAD_SIZE, 0, 0.0, 1.0, 0.0
+    if not _finite_positive(leverage):
+        return VERDICT_BAD_LEVERAGE, 0, 0.0, 1.0, 0.0
+    clamps = 0
+    if leverage > max_leverage:
+        leverage = max_leverage
+        clamps |= CLAMP_LEVERAGE
+    if current == action:
+        return VERDICT_PYRAMIDING, 0, 0.0, 1.0, 0.0
+    if current != 0 and not allow_reversal:
+        return VERDICT_REVERSAL, 0, 0.0, 1.0, 0.0
+    bad_level = level_verdict(action, price, has_stop, stop, has_take, take)
+    if bad_level != VERDICT_APPROVED:
+        return bad_level, 0, 0.0, 1.0, 0.0
+    requested = equity_fraction(size, size_unit, price, equity, leverage, fee_rate)
+    if not _finite_positive(requested):
+        return VERDICT_NO_EQUITY, 0, 0.0, 1.0, 0.0
+    fraction = requested
+    if fraction > 1.0:
+        fraction = 1.0
+        clamps |= CLAMP_SIZE
+    return VERDICT_APPROVED, clamps, fraction, leverage, requested

@@ -44,6 +44,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "arena_lib.features.multitimeframe",
     "arena_lib.features.cross_asset",
     "arena_lib.features.funding",
+    "arena_lib.features.complexity",
     "arena_lib.features.regime",
     "arena_lib.features.calendar",
 )
@@ -70,14 +71,6 @@ class FeatureSpec:
     needs: frozenset[str]
     description: str
     recursive: bool = False
-
-    def compute(
-        self, frame: pd.DataFrame, *, btc: pd.DataFrame | None = None, funding: pd.Series | None = None
-    ) -> pd.Series:
-        """This one feature on ``frame`` as a Series on the frame's index (see ``pipeline.compute_features``)."""
-        from arena_lib.features.pipeline import compute_features
-
-        return compute_features(frame, [self.name], btc=btc, funding=funding)[self.name]
 
 
 def ema_warmup(span: int) -> int:

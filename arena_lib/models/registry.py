@@ -7,25 +7,25 @@ mlflow is imported only inside `configure`.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from arena_lib.core.paths import project_root
+from arena_lib.core.settings import settings
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+"""The variable that names the tracking store (`Settings.mlflow_tracking_uri`)."""
 ALIASES = ("candidate", "paper", "live")
 
 
 def default_tracking_uri() -> str:
     """`sqlite:///<project root>/mlruns/mlflow.db` as an absolute path (MLflow 3's file store is deprecated)."""
-    folder = project_root() / "mlruns"
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(folder / 'mlflow.db').as_posix()}"
+    path = settings().mlflow_db_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.as_posix()}"
 
 
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` when set (a server, PostgreSQL, another file), else the project's sqlite default."""
-    return os.environ.get(TRACKING_URI_ENV, "").strip() or default_tracking_uri()
+    return settings().mlflow_tracking_uri or default_tracking_uri()
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -43,7 +43,7 @@ def artifact_root() -> Path:
     A tracking server decides its own artifact store; this folder is only used for local sqlite stores.
     """
     db = sqlite_path(tracking_uri())
-    return db.parent / "artifacts" if db is not None else project_root() / "mlruns" / "artifacts"
+    return db.parent / "artifacts" if db is not None else settings().mlruns_dir / "artifacts"
 
 
 def configure() -> str:

@@ -13,13 +13,14 @@ it cannot leak into the store's halt record either.
 from __future__ import annotations
 
 import hmac
-import os
 from collections.abc import Mapping
 
 from arena_lib.arena.store import ArenaStore, HaltState
 from arena_lib.core.clock import Clock, WallClock
+from arena_lib.core.settings import settings
 
 TOKEN_ENV = "ARENA_MONITOR_TOKEN"
+"""The variable holding the operator token (`Settings.monitor_token`, a SecretStr)."""
 ACTOR = "monitor"
 """What the store records as `by` for a halt or resume made from the monitor (never the token or a user name)."""
 MAX_REASON_CHARS = 500
@@ -34,9 +35,12 @@ class InvalidTokenError(PermissionError):
 
 
 def configured_token(env: Mapping[str, str] | None = None) -> str | None:
-    """The token the deployment set (surrounding blanks removed), or None when the variable is unset or blank."""
-    value = (os.environ if env is None else env).get(TOKEN_ENV, "").strip()
-    return value or None
+    """The token the deployment set (surrounding blanks removed), or None when the variable is unset or blank.
+
+    `env` None: the process environment, through `settings()`; a mapping: that mapping alone (tests).
+    """
+    token = settings(env).monitor_token
+    return token.get_secret_value() if token is not None else None
 
 
 def controls_enabled(env: Mapping[str, str] | None = None) -> bool:

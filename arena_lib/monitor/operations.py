@@ -8,7 +8,7 @@ with a short timeout before anything else, and the REST API is read directly ove
 event loop, bounded answers).
 
 Data freshness reads only parquet metadata (the min/max statistics of the `timestamp` column), so listing every
-file of the bundled sample and of the candle cache (`arena_lib.data.ingest.default_cache_root()`: `data/cache/`
+file of the bundled sample and of the candle cache (`Settings.data_cache_dir`: `data/cache/`
 unless `ARENA_DATA_CACHE` says otherwise; `<root>/<exchange>/BTC-USDT_1h.parquet`) costs milliseconds, not a
 full load.
 """
@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pandas as pd
 
+from arena_lib.core.settings import settings
 from arena_lib.data.resample import timeframe_to_ns
 from arena_lib.data.sample import normalize_symbol, sample_dir
 from arena_lib.workflow.tracking import redact_text
@@ -342,11 +343,7 @@ def data_freshness(now: pd.Timestamp, *, sample: Path | None = None, cache_root:
             m = _SAMPLE_FILE.match(path.name)
             if m is not None:
                 rows.append(_row("sample", m["exchange"], m["symbol"], m["tf"], path, now) or {})
-    if cache_root is None:
-        from arena_lib.data.ingest import default_cache_root
-
-        cache_root = default_cache_root()
-    root = cache_root
+    root = settings().data_cache_dir if cache_root is None else cache_root
     if root.is_dir():
         for path in sorted(root.glob("*/*.parquet")):
             m = _CACHE_FILE.match(path.name)

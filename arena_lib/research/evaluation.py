@@ -169,12 +169,12 @@ def backtest_predictions(
     run_id: str = "replay",
 ) -> BacktestResult:
     """The predictions' trades through the engine's batch kernel, paying ``config.costs`` (fees, slippage)."""
-    from arena_lib.engine.kernel import run_batch
+    from arena_lib.engine.backtest import backtest
 
     agent = PredictionAgent(
         prediction, task, threshold=threshold, fraction=fraction, allow_short=allow_short, name=name
     )
-    return run_batch(agent, market, config, run_id=run_id)
+    return backtest(agent, market, config, path="batch", run_id=run_id)
 
 
 __all__ = [

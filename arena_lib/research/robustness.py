@@ -26,6 +26,7 @@ import pandas as pd
 from arena_lib.agents.base import Agent, BatchAgent, BatchSignals
 from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
+from arena_lib.engine.backtest import backtest
 from arena_lib.engine.results import BacktestResult
 
 __all__ = [
@@ -223,7 +224,7 @@ def shift_signals(signals: BatchSignals, delay: int) -> BatchSignals:
 
 
 class _DelayedBatchAgent:
-    """A batch agent whose targets arrive `delay` bars late (see :func:`shift_signals`), for `run_batch` only."""
+    """A batch agent whose targets arrive `delay` bars late (see :func:`shift_signals`), for the batch path only."""
 
     def __init__(self, agent: BatchAgent, delay: int) -> None:
         self.agent = agent
@@ -231,7 +232,7 @@ class _DelayedBatchAgent:
         self.name = agent.name
 
     def decide(self, snapshot: Any, account: Any) -> Sequence[Any]:
-        raise NotImplementedError("the delayed agent exists for the batch kernel (run_batch), not the step loop")
+        raise NotImplementedError("the delayed agent exists for the batch kernel, not the step loop")
 
     def decide_batch(self, market: MarketData) -> BatchSignals:
         return shift_signals(self.agent.decide_batch(market), self.delay)
@@ -271,10 +272,10 @@ def backtest_metric(
         market, config: the data and the backtest spec (costs, fills, risk limits).
         metric: a key of ``BacktestResult.metrics`` (``"sharpe"``, ``"total_return"``, ``"max_drawdown"``, ...;
             see :data:`arena_lib.analytics.metrics.SUMMARY_KEYS`) or ``f(result) -> float``.
-        delay: act on every signal this many bars late. Agents with ``decide_batch`` run through the batch kernel
-            (:func:`arena_lib.engine.kernel.run_batch`) with their targets shifted down `delay` rows; agents
-            without one run through the step loop (:func:`arena_lib.engine.loop.run_replay`) and support only
-            ``delay=0``.
+        delay: act on every signal this many bars late. The backtest runs through
+            :func:`arena_lib.engine.backtest.backtest` (the batch kernel for agents with ``decide_batch``, the step
+            loop otherwise); a delay shifts a batch agent's targets down `delay` rows, and agents without
+            ``decide_batch`` support only ``delay=0``.
 
     Use with :func:`parameter_sensitivity` as
     ``parameter_sensitivity(lambda p: backtest_metric("sma_cross", p, market, config), {"fast": 24, "slow": 96})``
@@ -283,15 +284,10 @@ def backtest_metric(
     """
     delay = _check_delay(delay)
     agent = _build_agent(agent_factory, params)
-    if isinstance(agent, BatchAgent):
-        from arena_lib.engine.kernel import run_batch
-
-        batch: BatchAgent = _DelayedBatchAgent(agent, delay) if delay else agent
-        return _metric_value(run_batch(batch, market, config), metric)
     if delay:
-        raise ValueError(
-            f"{agent.name} has no decide_batch: an entry delay needs the batch path; the step loop supports delay=0"
-        )
-    from arena_lib.engine.loop import run_replay
-
-    return _metric_value(run_replay([agent], market, config)[agent.name], metric)
+        if not isinstance(agent, BatchAgent):
+            raise ValueError(
+                f"{agent.name} has no decide_batch: an entry delay needs the batch path; the step loop supports delay=0"
+            )
+        return _metric_value(backtest(_DelayedBatchAgent(agent, delay), market, config, "batch"), metric)
+    return _metric_value(backtest(agent, market, config), metric)

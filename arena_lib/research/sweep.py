@@ -5,8 +5,9 @@ A sweep is every combination of a parameter grid (a *variant*) backtested in eve
 windows, scoring a cell and ranking the variants are plain functions of data, so a notebook can run them without
 Prefect, the flow stays thin, and a Dask worker only needs `evaluate_groups` and what it imports.
 
-Every cell runs on Arena's own engine with the config's costs (`validation.run_variants`: the numba batch kernel for
-agents with `decide_batch`, the step loop otherwise), so a cell's metrics are exactly those of a direct `run_batch`.
+Every cell runs on Arena's own engine with the config's costs (`validation.run_variants`, through
+`arena_lib.backtest`: the numba batch kernel for agents with `decide_batch`, the step loop otherwise), so a cell's
+metrics are exactly those of a direct backtest.
 
 Choosing the variant with the best Sharpe is itself a fit, so the per-window summary also scores the walk-forward
 choice: the variant that was best in the previous window, measured in the next one (out of sample), for windows
@@ -168,7 +169,7 @@ def evaluate_cell(
     metrics = result.metrics
     row = {k: float(metrics.get(k, math.nan)) for k in SUMMARY_KEYS}
     row["bars"] = float(market.n_bars)
-    row["fill_rejections"] = float(result.meta.get("fill_rejections", 0))
+    row["fill_rejections"] = float(len(result.fill_rejections))
     return row
 
 

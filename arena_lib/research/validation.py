@@ -28,6 +28,7 @@ from arena_lib.agents.registry import make_agent
 from arena_lib.analytics.metrics import max_drawdown
 from arena_lib.core.config import BacktestConfig
 from arena_lib.data.market import MarketData
+from arena_lib.engine.backtest import backtest
 from arena_lib.engine.results import BacktestResult
 from arena_lib.research.bootstrap import (
     SharpeInterval,
@@ -76,16 +77,9 @@ def run_variants(
     agent: str, variants: Sequence[Mapping[str, Any]], market: MarketData, config: BacktestConfig, labels: Sequence[str]
 ) -> dict[str, BacktestResult]:
     """Backtest each parameter variant of registry agent `agent` on the engine (batch kernel when it has one)."""
-    from arena_lib.engine.kernel import run_batch
-    from arena_lib.engine.loop import run_replay
-
     results: dict[str, BacktestResult] = {}
     for label, params in zip(labels, variants, strict=True):
-        built = make_agent(agent, params, label=label)
-        if hasattr(built, "decide_batch"):
-            results[label] = run_batch(built, market, config)  # type: ignore[arg-type]
-        else:
-            results[label] = run_replay([built], market, config)[label]
+        results[label] = backtest(make_agent(agent, params, label=label), market, config)
     return results
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from arena_lib.core import paths
+from arena_lib.core.settings import settings
 from arena_lib.workflow import tracking
 
 KERNEL_NAME = "arena"
@@ -207,7 +208,7 @@ def _output_path(nb_path: Path, output_dir: str | Path | None, output_path: str 
             raise ValueError(f"output notebook must end in .ipynb, got {output_path}")
     else:
         stamp = datetime.fromtimestamp(WallClock().now_ns() / 1e9, tz=UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        folder = paths.project_root() / "runs" / "notebooks" if output_dir is None else Path(output_dir)
+        folder = settings().runs_dir / "notebooks" if output_dir is None else Path(output_dir)
         out = folder.expanduser().resolve() / f"{nb_path.stem}-{stamp}.ipynb"
     if out == nb_path:
         raise ValueError(f"output would overwrite the source notebook {nb_path}")

@@ -24,7 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from arena_lib.core.paths import git_state
+from arena_lib.core.paths import git_state, project_root
+from arena_lib.core.settings import settings
 from arena_lib.models.registry import (
     ALIASES,
     TRACKING_URI_ENV,
@@ -261,7 +262,7 @@ def start_run(
 
     configure()
     active = mlflow.active_run()
-    resume_id = os.environ.get(RUN_ID_ENV, "").strip()
+    resume_id = settings().mlflow_run_id or ""
     resumed = bool(resume and resume_id and active is None)
     if resumed:
         run = mlflow.start_run(run_id=resume_id)
@@ -459,5 +460,6 @@ __all__ = [
     "configure",
     "default_tracking_uri",
     "model_uri",
+    "project_root",  # notebooks name their output folders with `tracking.project_root()`
     "tracking_uri",
 ]

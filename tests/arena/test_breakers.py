@@ -20,7 +20,14 @@ from typer.testing import CliRunner
 
 from arena_lib.agents.base import AccountView
 from arena_lib.arena import schema as t
-from arena_lib.arena.breakers import (
+from arena_lib.arena.breakers import breaker_frame, change_row, reset_breakers
+from arena_lib.arena.config import ArenaConfig, BreakerSettings, load_arena_config
+from arena_lib.arena.session import resume_run, start_run
+from arena_lib.arena.store import ArenaStore
+from arena_lib.cli.main import app
+from arena_lib.core.config import RiskLimits
+from arena_lib.core.types import Action, Decision, Position
+from arena_lib.engine.breakers import (
     ACTIVE,
     AGENT_DRAWDOWN,
     DAILY_LOSS,
@@ -31,15 +38,7 @@ from arena_lib.arena.breakers import (
     BreakerBook,
     BreakerChange,
     BreakerRisk,
-    breaker_frame,
-    reset_breakers,
 )
-from arena_lib.arena.config import ArenaConfig, BreakerSettings, load_arena_config
-from arena_lib.arena.session import resume_run, start_run
-from arena_lib.arena.store import ArenaStore
-from arena_lib.cli.main import app
-from arena_lib.core.config import RiskLimits
-from arena_lib.core.types import Action, Decision, Position
 from arena_lib.engine.risk import RiskEngine
 from tests.arena.conftest import ENV, Behaviour, Desk, Request, answer, arena_config, coin, llm_config
 from tests.servers.llm import LLMServer, Reply
@@ -168,8 +167,8 @@ def test_a_restored_book_continues_exactly_like_the_original() -> None:
     live = BreakerBook(settings, agents, CASH)
     rows: list[t.BreakerRow] = []
     for k in range(4):
-        rows += [c.row("r") for c in live.observe(k, times[k], path[k])]
-    rows += [c.row("r") for c in live.reset("b", round_no=3, at_ns=OPS_AT, by="ops")]
+        rows += [change_row(c, "r") for c in live.observe(k, times[k], path[k])]
+    rows += [change_row(c, "r") for c in live.reset("b", round_no=3, at_ns=OPS_AT, by="ops")]
     latest = {r.agent: r for r in rows}.values()
     equity = pd.DataFrame(
         [(a, k, times[k], path[k][j]) for k in range(4) for j, a in enumerate(agents)],
@@ -283,7 +282,7 @@ def test_a_losing_agent_trips_reducing_entries_are_rejected_and_closes_pass(
     server: LLMServer, desk: Desk, store: ArenaStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     desk.routes["loser"] = loser(close_at=14)
-    with caplog.at_level(logging.WARNING, logger="arena_lib.arena.breakers"):
+    with caplog.at_level(logging.WARNING, logger="arena_lib.engine.breakers"):
         report = start_run(_config(server), store, rounds=17, env=ENV)
     assert any("circuit breaker tripped: account 'loser' REDUCING" in r.getMessage() for r in caplog.records)
 

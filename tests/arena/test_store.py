@@ -16,9 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from arena_lib.analytics.columns import ARENA_BOARD
 from arena_lib.arena import schema as t
 from arena_lib.arena.session import RunReport, start_run
-from arena_lib.arena.standings import COLUMNS, arena_leaderboard, export_leaderboard, period_results, results_from_store
+from arena_lib.arena.standings import arena_leaderboard, export_leaderboard, period_results, results_from_store
 from arena_lib.arena.store import ArenaStore, RoundWrite
 from arena_lib.core.config import RiskLimits
 from tests.arena.conftest import (
@@ -241,7 +242,7 @@ def test_the_leaderboard_ranks_llm_and_quant_agents_side_by_side(
     report = start_run(config, store, env=ENV)
     board = arena_leaderboard(store, report.run_id)
 
-    assert list(board.columns) == COLUMNS
+    assert list(board.columns) == ARENA_BOARD.names
     assert sorted(board["agent"]) == ["mixed", "sma_cross", "steady"]
     assert board["rank"].tolist() == [1, 2, 3]
     assert board["account_value"].is_monotonic_decreasing
@@ -279,7 +280,7 @@ def test_the_leaderboard_ranks_llm_and_quant_agents_side_by_side(
     assert from_csv["account_value"].tolist() == pytest.approx(board["account_value"].tolist())
     from_json = json.loads(paths["json"].read_text())
     assert [r["agent"] for r in from_json] == board["agent"].tolist()
-    assert from_json[0].keys() == set(COLUMNS)
+    assert from_json[0].keys() == set(ARENA_BOARD.names)
 
 
 def test_period_results_cut_equity_and_fills_and_start_from_the_prior_account_value(

@@ -10,6 +10,7 @@ import threading
 
 import pytest
 
+from arena_lib.arena.lease import LeaseHeldError
 from arena_lib.arena.session import job_run_id, trade_step
 from arena_lib.arena.store import ArenaStore
 from arena_lib.core.spec import AgentSpec
@@ -57,7 +58,10 @@ def test_two_schedulers_on_the_same_bar_commit_it_once(store: ArenaStore) -> Non
         th.start()
     for th in threads:
         th.join()
-    assert errors == []
+    # The second scheduler either found the bar played already, or was refused the run's writer lease while the
+    # first one wrote it, with the holder named; it never wrote anything itself.
+    assert len(errors) <= 1
+    assert all(isinstance(e, LeaseHeldError) and "is being written by" in str(e) for e in errors)
     run_id = job_run_id("race", "paper")
     assert store.rounds_frame(run_id)["round_no"].tolist() == [0, 1]
     fills = store.fills_frame(run_id)

@@ -1,10 +1,12 @@
 """Parity of the two engine paths on the real sample: the step loop and the numba batch kernel are one engine.
 
 `run_replay` (agents decide bar by bar on point-in-time snapshots) and `run_batch` (the agent's `decide_batch`
-targets replayed in compiled code) share `rules`, so they must produce identical fills -- every column, exactly --
-and bit-identical equity curves. This is checked on BTC/ETH/SOL 1h bars with BTC/ETH funding, for four baselines
-with shorts, leverage, stops, take-profits and liquidations, under both fill modes, square-root impact, and tight
-risk limits (leverage clamp, no reversals, fill-time caps).
+targets replayed in compiled code) share `rules`, the RiskEngine's policy included, so they must produce identical
+fills -- every column, exactly --, bit-identical equity curves, equal risk verdicts (decision, ruling, clamps,
+reasons, time) and equal fill-time rejections. This is checked on BTC/ETH/SOL 1h bars with BTC/ETH funding, for four
+baselines with shorts, leverage, stops, take-profits and liquidations, under both fill modes, square-root impact,
+and tight risk limits (leverage clamp, no reversals, fill-time caps), and for two agents built to break the rules
+(sizes above 100% of equity, leverage above the limit, stops and take-profits on the wrong side, reversals refused).
 
 The window is 2022-01-01..2023-06-30: it includes the 2022 bear market, so the 4x buy-and-hold is liquidated
 (in 2023-01..2024-06 a 4x long entered at the start is never liquidated, which would leave that path untested).
@@ -59,6 +61,28 @@ CONFIGS = {
 }
 
 
+def _named(agent: TargetAgent, name: str) -> TargetAgent:
+    agent.name = name
+    return agent
+
+
+# Agents whose targets the RiskEngine must clamp or refuse, replayed with reversals forbidden.
+RULE_AGENTS: dict[str, Callable[[], TargetAgent]] = {
+    # 150% of equity at 10x: both clamped; a long's stop at -50% of the price is refused, a short's (+150%) is fine;
+    # an all-in short leaves no free margin for the next symbol's (fill-time rejections)
+    "oversized": lambda: _named(
+        SmaCross(allow_short=True, leverage=10.0, fraction=1.5, stop_loss_pct=1.5), "oversized"
+    ),
+    # a short's take-profit at -50% of the price is refused; once long, every short signal is a refused reversal
+    "no_reversal": lambda: _named(Momentum(allow_short=True, fraction=0.3, take_profit_pct=1.5), "no_reversal"),
+}
+RULE_LIMITS = RiskLimits(max_leverage=5.0, allow_reversal=False, min_free_margin=0.5)  # half the cash stays free
+RULE_CONFIGS = {
+    "next_open": BacktestConfig(symbols=SYMBOLS, risk=RULE_LIMITS),
+    "close": BacktestConfig(symbols=SYMBOLS, risk=RULE_LIMITS, execution=ExecutionConfig(fill="close")),
+}
+
+
 @pytest.fixture(scope="module")
 def market() -> MarketData:
     frames = {s: load_sample(s, "1h", START, END) for s in SYMBOLS}
@@ -74,9 +98,38 @@ def late_market() -> MarketData:
     return MarketData.from_frames(frames, "1h", funding)
 
 
-def _both_paths(market: MarketData, config: BacktestConfig) -> dict[str, tuple[BacktestResult, BacktestResult]]:
-    step = run_replay([make() for make in AGENTS.values()], market, config, run_id="parity")
-    return {name: (step[name], run_batch(make(), market, config, run_id="parity")) for name, make in AGENTS.items()}
+def _both_paths(
+    market: MarketData, config: BacktestConfig, agents: dict[str, Callable[[], TargetAgent]] = AGENTS
+) -> dict[str, tuple[BacktestResult, BacktestResult]]:
+    step = run_replay([make() for make in agents.values()], market, config, run_id="parity")
+    return {name: (step[name], run_batch(make(), market, config, run_id="parity")) for name, make in agents.items()}
+
+
+@pytest.fixture(scope="module")
+def rule_runs(market: MarketData) -> dict[str, dict[str, tuple[BacktestResult, BacktestResult]]]:
+    return {mode: _both_paths(market, cfg, RULE_AGENTS) for mode, cfg in RULE_CONFIGS.items()}
+
+
+def _assert_same_list(step: list, batch: list, what: str) -> None:
+    """Equal lists, or a failure naming the first difference (the lists run to thousands of items)."""
+    first = next(((k, a, b) for k, (a, b) in enumerate(zip(step, batch, strict=False)) if a != b), None)
+    assert first is None, f"{what} #{first[0]} differs:\n step:  {first[1]}\n batch: {first[2]}"
+    assert len(step) == len(batch), f"{what}: {len(step)} on the step loop, {len(batch)} in the kernel"
+
+
+def _assert_same_result(step: BacktestResult, batch: BacktestResult) -> None:
+    assert step.meta["path"] == "step"
+    assert batch.meta["path"] == "batch"
+    pd.testing.assert_frame_equal(step.fills, batch.fills, check_exact=True)
+    assert step.equity.index.equals(batch.equity.index)
+    assert np.array_equal(step.equity.to_numpy(), batch.equity.to_numpy())
+    _assert_same_list(step.verdicts, batch.verdicts, "verdict")
+    _assert_same_list(step.fill_rejections, batch.fill_rejections, "fill rejection")
+    assert len(step.fill_rejections) == batch.meta["fill_rejections"]
+    pd.testing.assert_frame_equal(step.rejections(), batch.rejections(), check_exact=True)
+    assert step.meta["data_hash"] == batch.meta["data_hash"]
+    assert step.meta["spec"] == batch.meta["spec"]
+    assert step.open_positions == batch.open_positions  # the final state, margins and funding included
 
 
 @pytest.fixture(scope="module")
@@ -99,16 +152,39 @@ def test_sample_window_is_what_the_parity_claims(market: MarketData, late_market
 @pytest.mark.parametrize("agent", list(AGENTS))
 def test_step_loop_and_kernel_are_identical(runs: dict, mode: str, agent: str) -> None:
     step, batch = runs[mode][agent]
-    assert step.meta["path"] == "step"
-    assert batch.meta["path"] == "batch"
     assert len(step.fills) > 0
-    pd.testing.assert_frame_equal(step.fills, batch.fills, check_exact=True)
-    assert step.equity.index.equals(batch.equity.index)
-    assert np.array_equal(step.equity.to_numpy(), batch.equity.to_numpy())
-    assert len(step.fill_rejections) == batch.meta["fill_rejections"]
-    assert step.meta["data_hash"] == batch.meta["data_hash"]
-    assert step.meta["spec"] == batch.meta["spec"]
-    assert step.open_positions == batch.open_positions  # the final state, margins and funding included
+    assert len(step.verdicts) > 0
+    _assert_same_result(step, batch)
+
+
+@pytest.mark.parametrize("mode", list(RULE_CONFIGS))
+@pytest.mark.parametrize("agent", list(RULE_AGENTS))
+def test_clamps_and_rejections_are_identical_on_both_paths(rule_runs: dict, mode: str, agent: str) -> None:
+    step, batch = rule_runs[mode][agent]
+    assert len(step.fills) > 0
+    assert any(not v.approved for v in step.verdicts)
+    _assert_same_result(step, batch)
+
+
+def _reasons(results: list[BacktestResult]) -> list[str]:
+    return [r for res in results for v in res.verdicts for r in v.reasons]
+
+
+def test_rule_runs_exercise_every_clamp_and_rejection(rule_runs: dict, market: MarketData) -> None:
+    """The verdict parity above means something only if the runs hit each rule: check they do, in both modes."""
+    for mode, by_agent in rule_runs.items():
+        oversized = _reasons([by_agent["oversized"][0]])
+        no_reversal = _reasons([by_agent["no_reversal"][0]])
+        assert any(r == "size is 150% of equity: clamped to 100%" for r in oversized), mode
+        assert any(r == "leverage 10 clamped to max 5" for r in oversized), mode
+        assert any(r.startswith("stop-loss -") and r.endswith("for a long") for r in oversized), mode
+        assert any(r.startswith("take-profit -") and r.endswith("for a short") for r in no_reversal), mode
+        assert any(r.endswith("(reversals not allowed)") for r in oversized + no_reversal), mode
+        assert len(by_agent["oversized"][0].fill_rejections) > 0, mode
+        # a verdict is stamped with its decision time: a bar close, in order
+        ts = [v.ts for v in by_agent["no_reversal"][1].verdicts]
+        assert ts == sorted(ts), mode
+        assert set(ts) <= set(market.close_times_ns), mode
 
 
 def test_gross_exposure_is_identical_on_both_paths(runs: dict) -> None:
@@ -147,6 +223,9 @@ def test_parity_runs_exercise_every_engine_path(runs: dict) -> None:
     impact = runs["impact"]["momentum"][0].fills
     plain = runs["next_open"]["momentum"][0].fills
     assert len(impact) != len(plain) or not impact["price"].equals(plain["price"])
+    limits_reasons = _reasons([step for step, _ in runs["limits"].values()])
+    assert any("clamped to max 2.5" in r for r in limits_reasons)  # 3x and 4x asked
+    assert any("reversals not allowed" in r for r in limits_reasons)
     limited = pd.concat([step.fills for step, _ in runs["limits"].values()])
     notes = set(limited["note"])
     assert any("max position notional" in n for n in notes)

@@ -22,7 +22,8 @@ from arena_lib.data.market import MarketData
 from arena_lib.data.sample import load_sample, load_sample_funding
 from arena_lib.data.snapshot import MarketSnapshot
 from arena_lib.engine.loop import run_replay
-from arena_lib.engine.risk import RiskEngine
+from arena_lib.engine.risk import RiskEngine, verdict_from_code, verdict_reasons
+from arena_lib.engine.rules import CLAMP_LEVERAGE, CLAMP_SIZE, VERDICT_APPROVED
 
 FEE = 0.0005
 SYM = "BTC/USDT"
@@ -184,6 +185,49 @@ def test_close_with_a_position_is_approved_whatever_its_size_field() -> None:
     assert v.reasons == ()
 
 
+@pytest.mark.parametrize(
+    ("decision", "reason"),
+    [
+        (_long(size=None), "size must be a positive finite number, got None"),
+        (_long(size="0.5"), "size must be a positive finite number, got '0.5'"),
+        (_long(size=0.5, leverage=None), "leverage must be a positive finite number, got None"),
+        (_long(size=0.5, leverage="2"), "leverage must be a positive finite number, got '2'"),
+        (_long(size=0.5, stop_loss="19000"), "stop-loss '19000' is on the wrong side of the price 20000 for a long"),
+        (_short(size=0.5, take_profit=math.inf), "take-profit inf is on the wrong side of the price 20000 for a short"),
+    ],
+)
+def test_none_and_non_numeric_inputs_are_rejected_naming_them(decision: Decision, reason: str) -> None:
+    v = _engine().review(decision, _account(), PRICE)
+    assert not v.approved
+    assert v.reasons == (reason,)
+    assert (v.fraction, v.leverage) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("price", [None, math.inf, 0.0, -1.0])
+def test_invalid_price_is_rejected_for_entries_and_closes(price: float) -> None:
+    for decision in (_long(size=0.5), Decision(SYM, Action.CLOSE)):
+        v = _engine().review(decision, _account(direction=-1), price)  # type: ignore[arg-type]
+        assert not v.approved
+        assert v.reasons == (f"{SYM}: no valid price at decision time",)
+
+
+def test_a_clamp_is_dropped_when_a_later_rule_rejects() -> None:
+    # leverage 100 would be clamped, but the reversal is refused: the verdict names only the refusal
+    v = _engine(allow_reversal=False).review(_short(size=2.0, leverage=100.0), _account(direction=+1), PRICE)
+    assert not v.approved
+    assert v.reasons == (f"{SYM}: opposite position open; close it first (reversals not allowed)",)
+
+
+def test_reasons_come_from_the_one_shared_function() -> None:
+    """The batch kernel builds its verdicts with `verdict_from_code` too: same code, same text."""
+    d = _long(size=1.5, leverage=8.0)
+    v = _engine(max_leverage=5.0).review(d, _account(), PRICE)
+    assert v == verdict_from_code(d, VERDICT_APPROVED, CLAMP_LEVERAGE | CLAMP_SIZE, 1.0, 5.0, 1.5, PRICE, 5.0)
+    assert v.reasons == ("leverage 8 clamped to max 5", "size is 150% of equity: clamped to 100%")
+    with pytest.raises(ValueError, match="unknown verdict code 99"):
+        verdict_reasons(99, 0, d, PRICE, 1.5, 5.0)
+
+
 def test_hold_and_missing_price_are_rejected() -> None:
     assert not _engine().review(Decision(SYM, Action.HOLD), _account(), PRICE).approved
     v = _engine().review(_long(size=0.5), _account(), math.nan)
@@ -311,9 +355,16 @@ def test_unruly_agent_run_completes_with_every_bad_decision_answered(unruly_run:
     # every verdict either passed untouched or carries at least one reason
     assert all(v.approved or v.reasons for v in result.verdicts)
 
+    # every verdict (the unknown-symbol and duplicate ones too) is stamped with its decision time, a bar close
+    close_ns = set(market.close_times_ns)
+    assert all(v.ts in close_ns for v in result.verdicts)
+    assert [v.ts for v in result.verdicts] == sorted(v.ts for v in result.verdicts)
+
     table = result.rejections()
-    assert list(table.columns) == ["symbol", "action", "approved", "reasons"]
+    assert list(table.columns) == ["timestamp", "symbol", "action", "approved", "reasons"]
     assert len(table) == sum(1 for v in result.verdicts if v.reasons)
+    flagged = [v for v in result.verdicts if v.reasons]
+    assert list(table["timestamp"]) == [pd.Timestamp(v.ts, tz="UTC") for v in flagged]
     assert (table["reasons"].str.len() > 0).all()
     assert set(table.loc[~table["approved"], "symbol"]) >= {ETH, "DOGE/USDT"}
     assert table.loc[table["approved"], "reasons"].str.contains("clamped").all()

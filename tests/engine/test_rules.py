@@ -389,3 +389,100 @@ def test_property_intrabar_exit_fill_is_never_better_than_its_level(
         worst, best = (low, high) if direction > 0 else (high, low)
         assert direction * (worst - prot) > 0
         assert math.isnan(tp) or direction * (best - tp) < 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# review_decision: the RiskEngine's policy, shared with the batch kernel
+# ---------------------------------------------------------------------------------------------------------------
+def _review(
+    action: int = rules.ACTION_LONG,
+    current: int = 0,
+    price: float = 100.0,
+    size: float = 0.5,
+    unit: int = rules.UNIT_FRACTION,
+    leverage: float = 2.0,
+    stop: float | None = None,
+    take: float | None = None,
+    equity: float = 10_000.0,
+    max_leverage: float = 5.0,
+    allow_reversal: bool = True,
+) -> tuple[int, int, float, float, float]:
+    code, clamps, fraction, lev, requested = rules.review_decision(
+        action,
+        current,
+        price,
+        size,
+        unit,
+        leverage,
+        stop is not None,
+        NAN if stop is None else stop,
+        take is not None,
+        NAN if take is None else take,
+        equity,
+        FEE,
+        max_leverage,
+        allow_reversal,
+    )
+    return int(code), int(clamps), float(fraction), float(lev), float(requested)
+
+
+REJECTED = (0, 0.0, 1.0, 0.0)  # clamps, fraction, leverage, requested of every rejection
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        pytest.param({"action": rules.ACTION_HOLD, "price": NAN}, rules.VERDICT_HOLD, id="hold first"),
+        pytest.param({"price": NAN, "size": NAN}, rules.VERDICT_NO_PRICE, id="price before size"),
+        pytest.param({"action": rules.ACTION_CLOSE, "price": 0.0}, rules.VERDICT_NO_PRICE, id="close needs a price"),
+        pytest.param({"action": rules.ACTION_CLOSE, "size": NAN}, rules.VERDICT_NOTHING_TO_CLOSE, id="flat close"),
+        pytest.param({"size": 0.0, "leverage": NAN}, rules.VERDICT_BAD_SIZE, id="size before leverage"),
+        pytest.param({"leverage": -1.0, "current": 1}, rules.VERDICT_BAD_LEVERAGE, id="leverage before pyramiding"),
+        pytest.param({"current": 1, "allow_reversal": False}, rules.VERDICT_PYRAMIDING, id="pyramiding"),
+        pytest.param({"current": -1, "allow_reversal": False, "stop": 150.0}, rules.VERDICT_REVERSAL, id="reversal"),
+        pytest.param({"stop": 100.0, "take": 50.0}, rules.VERDICT_STOP_SIDE, id="stop at the price"),
+        pytest.param({"stop": NAN}, rules.VERDICT_STOP_SIDE, id="NaN stop given"),
+        pytest.param({"action": rules.ACTION_SHORT, "take": 101.0}, rules.VERDICT_TAKE_PROFIT_SIDE, id="short tp"),
+        pytest.param({"unit": rules.UNIT_QUANTITY, "equity": 0.0}, rules.VERDICT_NO_EQUITY, id="no equity"),
+    ],
+)
+def test_review_decision_rejects_at_the_first_broken_rule(kwargs: dict, code: int) -> None:
+    got = _review(**kwargs)
+    assert got[0] == code
+    assert got[1:] == REJECTED
+
+
+def test_review_decision_approves_a_close_with_the_verdict_defaults() -> None:
+    assert _review(action=rules.ACTION_CLOSE, current=-1, size=NAN, leverage=NAN) == (0, 0, 0.0, 1.0, 0.0)
+
+
+def test_review_decision_approves_an_entry_as_asked() -> None:
+    assert _review(stop=95.0, take=110.0) == (rules.VERDICT_APPROVED, 0, 0.5, 2.0, 0.5)
+    assert _review(action=rules.ACTION_SHORT, current=1, stop=105.0) == (rules.VERDICT_APPROVED, 0, 0.5, 2.0, 0.5)
+
+
+def test_review_decision_clamps_leverage_then_sizes_with_it() -> None:
+    # 20 BTC-units at 100 = 2_000 notional; leverage 8 clamped to 4: 2_000 * (1/4 + 0.0005) / 10_000 = 0.0501
+    code, clamps, fraction, lev, requested = _review(
+        unit=rules.UNIT_QUANTITY, size=20.0, leverage=8.0, max_leverage=4.0
+    )
+    assert (code, clamps, lev) == (rules.VERDICT_APPROVED, rules.CLAMP_LEVERAGE, 4.0)
+    assert fraction == requested == pytest.approx(0.0501, rel=1e-12)
+
+
+def test_review_decision_clamps_size_to_all_equity_keeping_what_was_asked() -> None:
+    # 30_000 quote at 2x commits 30_000 * (0.5 + 0.0005) = 15_015: 150.15% of equity
+    code, clamps, fraction, lev, requested = _review(unit=rules.UNIT_NOTIONAL, size=30_000.0, leverage=2.0)
+    assert (code, clamps, fraction, lev) == (rules.VERDICT_APPROVED, rules.CLAMP_SIZE, 1.0, 2.0)
+    assert requested == pytest.approx(1.5015, rel=1e-12)
+    both = _review(size=2.5, leverage=10.0)
+    assert both == (rules.VERDICT_APPROVED, rules.CLAMP_LEVERAGE | rules.CLAMP_SIZE, 1.0, 5.0, 2.5)
+
+
+@pytest.mark.parametrize("unit", [rules.UNIT_FRACTION, rules.UNIT_QUANTITY, rules.UNIT_NOTIONAL])
+def test_equity_fraction_by_unit(unit: int) -> None:
+    # 2 units at 100 (QUANTITY) or 200 quote (NOTIONAL) at 4x commit 200 * (0.25 + 0.0005) = 50.1 of 1_000
+    size = {rules.UNIT_FRACTION: 0.3, rules.UNIT_QUANTITY: 2.0, rules.UNIT_NOTIONAL: 200.0}[unit]
+    want = 0.3 if unit == rules.UNIT_FRACTION else 0.0501
+    assert rules.equity_fraction(size, unit, 100.0, 1_000.0, 4.0, FEE) == pytest.approx(want, rel=1e-12)
+    assert math.isnan(rules.equity_fraction(2.0, rules.UNIT_QUANTITY, 100.0, NAN, 4.0, FEE))

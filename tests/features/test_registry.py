@@ -168,12 +168,6 @@ def test_max_lookback() -> None:
     assert max_lookback(["rsi_14_1d"]) > 24 * 14
 
 
-def test_spec_compute_matches_the_pipeline(eth: pd.DataFrame) -> None:
-    series = FEATURES["rsi_14"].compute(eth)
-    assert series.name == "rsi_14"
-    pd.testing.assert_series_equal(series, compute_features(eth, ["rsi_14"])["rsi_14"])
-
-
 def test_panel_stacks_symbols_on_timestamp_and_symbol(eth: pd.DataFrame, btc: pd.DataFrame) -> None:
     names = ["ret_1", "beta_btc_72", "funding_last"]
     funding = {"ETH/USDT": load_sample_funding("ETH/USDT")}

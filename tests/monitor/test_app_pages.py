@@ -7,6 +7,7 @@ The kill switch is exercised on an empty store of the test's own (the demo store
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from arena_lib.analytics.columns import ARENA_BOARD
 from arena_lib.arena.store import ArenaStore
 from arena_lib.monitor.controls import ACTOR, TOKEN_ENV
 from tests.monitor.test_research_reader import Store, build_store
@@ -96,6 +98,25 @@ def test_leaderboard_leads_with_the_race_and_headlines(demo_store_url: str, monk
     caption = texts(at)
     assert "period: whole run" in caption
     assert "UTC" in caption
+
+
+def test_the_standings_tables_take_their_columns_and_headers_from_the_spec(
+    demo_store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = open_app(demo_store_url, monkeypatch)
+    shown = []
+    for df, group in zip(at.dataframe, ("performance", "behaviour", "reliability"), strict=True):
+        spec = [*ARENA_BOARD.group("identity"), *ARENA_BOARD.group(group)]
+        config = json.loads(df.proto.columns)
+        names = [c for c in df.value.columns if c != "kind_label"]
+        assert names == [c.name for c in spec if c.name != "kind" and c.name in df.value.columns]
+        for column in spec:
+            key = "kind_label" if column.name == "kind" else column.name
+            if key in config:
+                assert config[key]["label"].startswith(column.label), (key, config[key]["label"])
+                assert config[key].get("help", "").startswith(column.definition)
+        shown += names
+    assert set(ARENA_BOARD.names) - set(shown) == {"kind", "median_hold_hours"}  # kind as kind_label; not in SQL
 
 
 def test_the_family_filter_and_a_period_narrow_the_board(demo_store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

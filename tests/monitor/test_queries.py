@@ -1,301 +1,39 @@
-"""The monitor's SQL queries against the pandas standings, on the demo replay, a random ledger and a big store.
+"""The monitor's page queries on the demo replay, a random ledger and a big store.
 
-The key specification is agreement: `leaderboard` (aggregated in SQL) must give the numbers of
-`arena_lib.arena.standings.arena_leaderboard` (pandas over every row) on the same run, and with a period those of
-`period_results`. The random ledger exercises what the short demo cannot: flip-flops, exits whose entry lies before
-the period, a round missing from one agent's equity, failed model calls, invalidation exits. A synthetic store with
-200,000 fills checks that the pages read only summaries and bounded pages, by counting the rows the database
-driver hands over (no timing is asserted).
+The curves, returns, positions, fills and decision log are checked against the store's own frames (pandas over
+every row) and the leaderboard's figures. A synthetic store with 200,000 fills checks that the pages read only
+summaries and bounded pages, by counting the rows the database driver hands over (no timing is asserted). The
+leaderboard has its own tests (`test_leaderboard_sql.py`), and so does opening the store (`test_store.py`).
 """
 
 from __future__ import annotations
 
-import math
 import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import create_engine, event, insert
+from sqlalchemy import create_engine, event
 from sqlalchemy.dialects import postgresql
 
-from arena_lib.arena import schema as t
-from arena_lib.arena.standings import COLUMNS, arena_leaderboard, flip_flops, period_results, results_from_store
-from arena_lib.arena.store import ArenaStore
 from arena_lib.analytics import metrics
+from arena_lib.arena.store import ArenaStore
 from arena_lib.monitor import queries as q
 from arena_lib.monitor import risk
+from arena_lib.monitor.leaderboard_sql import leaderboard
+from arena_lib.monitor.store import open_store
+from tests.monitor.conftest import T0, H
 
-H = 3_600_000_000_000
-T0 = 1_735_689_600_000_000_000  # 2025-01-01 00:00 UTC
 EXACT = {"rel": 1e-9, "abs": 1e-12}
-# Compared with the pandas standings; median_hold_hours is checked apart (see `leaderboard`).
-COMPARED = [c for c in COLUMNS if c not in ("rank", "agent", "kind", "model", "median_hold_hours")]
-
-
-# -- fixtures -------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo(demo_store_url: str) -> Iterator[tuple[ArenaStore, str]]:
-    store = q.open_store(demo_store_url)
-    yield store, q.list_runs(store)["run_id"].iloc[0]
-    store.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArenaStore, str]]:
-    url = f"sqlite:///{tmp_path_factory.mktemp('random_ledger')}/arena.db"
-    run_id = _write_random_run(url, seed=11)
-    store = q.open_store(url)
-    yield store, run_id
-    store.engine.dispose()
-
-
-def _write_random_run(url: str, seed: int, rounds: int = 120) -> str:
-    """A run of random but well-formed ledger rows: per (agent, coin) fills alternate entry and exit, as the engine
-    writes them (it never adds to an open position); a fill executes at the next bar's open, one bar before its
-    round's close. Agent "gamma" has no equity row for round 40."""
-    rng = np.random.default_rng(seed)
-    run_id = f"random-{seed}"
-    coins = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
-    kinds = {"alpha": "llm", "beta": "quant", "gamma": "quant"}
-    ts = [T0 + i * H for i in range(rounds)]
-    rows: dict[type[t.Base], list[dict[str, Any]]] = {k: [] for k in (t.FillRow, t.EquityRow, t.DecisionRow)}
-    rows[t.LLMCallRow] = []
-    for agent in kinds:
-        seq, open_side = 0, dict.fromkeys(coins)
-        equity = 10_000.0
-        for i in range(rounds):
-            equity *= 1.0 + rng.normal(0.0, 0.01)
-            if not (agent == "gamma" and i == 40):
-                rows[t.EquityRow].append(
-                    {
-                        "run_id": run_id,
-                        "agent": agent,
-                        "round_no": i,
-                        "ts": ts[i],
-                        "cash": equity,
-                        "equity": equity,
-                        "gross_exposure": 0.0,
-                    }
-                )
-            latency = float(rng.uniform(0.001, 2.0))
-            for coin in coins:
-                held = open_side[coin]
-                if i > 0 and rng.random() < (0.35 if held is None else 0.4):
-                    if held is None:
-                        kind, side = "entry", str(rng.choice(["buy", "sell"]))
-                    else:
-                        kind, side = (
-                            str(rng.choice(["exit", "stop_loss", "take_profit"])),
-                            {"buy": "sell"}.get(held, "buy"),
-                        )
-                    open_side[coin] = side if kind == "entry" else None
-                    rows[t.FillRow].append(
-                        {
-                            "fill_id": f"{run_id}/{agent}/{seq}",
-                            "order_id": f"{run_id}/{agent}/{seq}",
-                            "run_id": run_id,
-                            "agent": agent,
-                            "round_no": i,
-                            "seq": seq,
-                            "symbol": coin,
-                            "ts": ts[i] - H,
-                            "side": str(side),
-                            "kind": str(kind),
-                            "quantity": 0.1,
-                            "price": 100.0,
-                            "fee": float(rng.uniform(0.01, 2.0)),
-                            "realized_pnl": 0.0 if kind == "entry" else float(rng.normal(0.0, 5.0)),
-                            "funding": 0.0 if kind == "entry" else float(rng.normal(0.0, 0.1)),
-                            "leverage": float(rng.choice([1.0, 2.0, 5.0])),
-                            "margin": 5.0,
-                            "note": "",
-                        }
-                    )
-                    seq += 1
-                if rng.random() < 0.6:
-                    approved = rng.choice([True, False, None])
-                    rows[t.DecisionRow].append(
-                        {
-                            "run_id": run_id,
-                            "round_no": i,
-                            "agent": agent,
-                            "symbol": coin,
-                            "ts": ts[i],
-                            "source": str(rng.choice(["agent", "agent", "fallback", "invalidation"])),
-                            "action": str(rng.choice(["hold", "enter_long", "enter_short", "close"])),
-                            "size": 0.1,
-                            "size_unit": "fraction",
-                            "leverage": 1.0,
-                            "stop_loss": None,
-                            "take_profit": None,
-                            "invalidation": "",
-                            "confidence": None if rng.random() < 0.3 else float(rng.random()),
-                            "risk_usd": None,
-                            "reason": "random",
-                            "approved": None if approved is None else bool(approved),
-                            "clamped": bool(rng.random() < 0.2),
-                            "fraction": 0.1,
-                            "verdict": "",
-                            "latency_s": latency,
-                        }
-                    )
-            if kinds[agent] == "llm" and rng.random() < 0.9:
-                rows[t.LLMCallRow].append(
-                    {
-                        "run_id": run_id,
-                        "round_no": i,
-                        "agent": agent,
-                        "prompt_sha": "none",
-                        "raw": "{}",
-                        "parse_ok": bool(rng.random() < 0.8),
-                        "error": "" if rng.random() < 0.9 else "deadline",
-                        "problems": [],
-                        "cost_usd": float(rng.uniform(0, 0.01)),
-                        "latency_s": latency,
-                    }
-                )
-    store = ArenaStore(url)
-    with store.engine.begin() as conn:
-        conn.execute(
-            insert(t.RunRow),
-            [
-                {
-                    "run_id": run_id,
-                    "created_at": T0,
-                    "mode": "replay",
-                    "status": "completed",
-                    "spec_hash": "x",
-                    "config": {"rounds": {"flip_flop_bars": 3}},
-                    "symbols": coins,
-                    "timeframe": "1h",
-                    "last_round": rounds - 1,
-                    "message": "",
-                }
-            ],
-        )
-        conn.execute(
-            insert(t.RunAgentRow),
-            [{"run_id": run_id, "agent": a, "kind": k, "model": a, "initial_cash": 10_000.0} for a, k in kinds.items()],
-        )
-        conn.execute(
-            insert(t.RoundRow),
-            [
-                {
-                    "run_id": run_id,
-                    "round_no": i,
-                    "ts": ts[i],
-                    "snapshot_hash": f"h{i}",
-                    "wall_started": T0 + i,
-                    "wall_s": 0.5,
-                }
-                for i in range(rounds)
-            ],
-        )
-        for table, records in rows.items():
-            conn.execute(insert(table), records)
-    store.engine.dispose()
-    return run_id
-
-
-def _assert_board_matches(ours: pd.DataFrame, expected: pd.DataFrame, columns: list[str]) -> None:
-    mine, theirs = ours.set_index("agent"), expected.set_index("agent")
-    assert set(mine.index) == set(theirs.index)
-    for col in columns:
-        for agent in mine.index:
-            a, b = mine.at[agent, col], theirs.at[agent, col]
-            if isinstance(b, float) and math.isnan(b):
-                assert isinstance(a, float), (col, agent, a, b)
-                assert math.isnan(a), (col, agent, a, b)
-            else:
-                assert a == pytest.approx(b, **EXACT), (col, agent, a, b)
-
-
-# -- the leaderboard ------------------------------------------------------------------------------------------------
-def test_leaderboard_agrees_with_the_pandas_standings_on_the_demo_run(demo: tuple[ArenaStore, str]) -> None:
-    store, run_id = demo
-    ours, expected = q.leaderboard(store, run_id), arena_leaderboard(store, run_id)
-    assert list(ours.columns) == COLUMNS
-    assert list(ours["rank"]) == list(range(1, 7))
-    assert list(ours["account_value"]) == pytest.approx(list(expected["account_value"]), **EXACT)
-    _assert_board_matches(ours, expected, COMPARED)
-    assert ours.set_index("agent").loc["sma_cross", "risk_rejections"] == 15
-    assert ours["trades"].sum() > 0
-    # Both boards show the entries' mean leverage (computed here a third way).
-    fills = store.fills_frame(run_id)
-    entries = fills[fills["kind"] == "entry"].groupby("agent")["leverage"].mean()
-    for agent, lev in ours.set_index("agent")["avg_leverage"].items():
-        assert lev == pytest.approx(entries[agent]) if agent in entries else math.isnan(lev)
-    assert ours["median_hold_hours"].isna().all()
-
-
-def test_leaderboard_agrees_on_a_random_ledger_with_flip_flops_and_failures(ledger: tuple[ArenaStore, str]) -> None:
-    store, run_id = ledger
-    ours, expected = q.leaderboard(store, run_id), arena_leaderboard(store, run_id)
-    _assert_board_matches(ours, expected, COMPARED)
-    assert ours["flip_flops"].sum() > 0  # the data has flip-flops, so the comparison above covers them
-    assert ours.set_index("agent").loc["alpha", "invalid_output_rate"] > 0
-    skipped = q.leaderboard(store, run_id, flip_flops=False)
-    assert skipped["flip_flops"].isna().all()
-    _assert_board_matches(skipped, expected, [c for c in COMPARED if c != "flip_flops"])
-
-
-@pytest.mark.parametrize(
-    ("start", "end"),
-    [
-        (T0 + 30 * H, T0 + 80 * H),  # on bar closes
-        (T0 + 30 * H + 1, None),  # just after a close: that round is out
-        (None, T0 + 50 * H - 1),
-        (T0 + 500 * H, None),  # after the last round: nothing happened
-    ],
-)
-def test_period_leaderboard_matches_period_results(ledger: tuple[ArenaStore, str], start: Any, end: Any) -> None:
-    store, run_id = ledger
-    lo = None if start is None else pd.Timestamp(start, unit="ns", tz="UTC")
-    hi = None if end is None else pd.Timestamp(end, unit="ns", tz="UTC")
-    ours = q.leaderboard(store, run_id, start=lo, end=hi).set_index("agent")
-    for agent, res in period_results(results_from_store(store, run_id), lo, hi).items():
-        trades = res.trades
-        value, capital = res.final_equity, res.initial_cash
-        expected = {
-            "account_value": value,
-            "pnl": value - capital,
-            "return_pct": (value - capital) / capital * 100.0,
-            "fees": float(res.fills["fee"].sum()) if len(res.fills) else 0.0,
-            "trades": len(trades),
-            "win_rate": metrics.win_rate(trades),
-            "biggest_win": float(trades["pnl"].max()) if len(trades) else math.nan,
-            "biggest_loss": float(trades["pnl"].min()) if len(trades) else math.nan,
-            "sharpe": res.metrics["sharpe"] if len(res.equity) else math.nan,
-            "max_drawdown": res.metrics["max_drawdown"] if len(res.equity) else math.nan,
-            "flip_flops": flip_flops(trades, res.equity.index, 3),
-        }
-        row = ours.loc[agent]
-        for col, want in expected.items():
-            got = row[col]
-            assert (
-                (math.isnan(got) and math.isnan(want))
-                if isinstance(want, float) and math.isnan(want)
-                else (got == pytest.approx(want, **EXACT))
-            ), (agent, col, got, want)
-
-
-def test_period_return_is_measured_from_the_value_before_start(ledger: tuple[ArenaStore, str]) -> None:
-    store, run_id = ledger
-    eq = store.equity_frame(run_id)
-    beta = eq[eq["agent"] == "beta"].set_index("round_no")["equity"]
-    board = q.leaderboard(store, run_id, start=pd.Timestamp(T0 + 30 * H, tz="UTC")).set_index("agent")
-    assert board.loc["beta", "return_pct"] == pytest.approx((beta.iloc[-1] / beta[29] - 1) * 100, **EXACT)
 
 
 # -- curves and returns ---------------------------------------------------------------------------------------------
 def test_equity_curves_keep_ends_respect_max_points_and_the_deepest_drawdown(ledger: tuple[ArenaStore, str]) -> None:
     store, run_id = ledger
     eq = store.equity_frame(run_id)
-    board = q.leaderboard(store, run_id).set_index("agent")
+    board = leaderboard(store, run_id).set_index("agent")
     full = q.equity_curves(store, run_id)
     for agent, g in eq.groupby("agent"):
         curve = full[full["agent"] == agent]
@@ -443,13 +181,11 @@ def test_runs_agents_and_last_round(demo: tuple[ArenaStore, str]) -> None:
     assert agents["initial_cash"].eq(10_000.0).all()
 
 
-# -- empty, unreadable and wrong input ------------------------------------------------------------------------------
+# -- empty and wrong input ------------------------------------------------------------------------------------------
 def test_an_empty_store_gives_empty_frames_with_their_columns(empty_store_url: str) -> None:
-    store = q.open_store(empty_store_url)
+    store = open_store(empty_store_url)
     assert q.list_runs(store).empty
     assert list(q.list_runs(store).columns) == [*q._RUN_SCHEMA]
-    assert list(q.leaderboard(store, "none").columns) == COLUMNS
-    assert q.leaderboard(store, "none").empty
     for frame in (
         q.run_agents(store, "none"),
         q.equity_curves(store, "none"),
@@ -466,27 +202,6 @@ def test_an_empty_store_gives_empty_frames_with_their_columns(empty_store_url: s
     assert q.fill_count(store, "none") == 0
 
 
-def test_an_unreadable_store_raises_a_clear_error(unreadable_store_url: str) -> None:
-    with pytest.raises(q.StoreUnavailableError) as err:
-        q.open_store(unreadable_store_url)
-    message = str(err.value)
-    assert unreadable_store_url.removeprefix("sqlite:///") in message
-    assert "not a database" in message
-    assert "ARENA_DB_URL" in message
-
-
-def test_a_password_never_reaches_the_error_message() -> None:
-    with pytest.raises(q.StoreUnavailableError) as err:
-        q.open_store("postgresql+psycopg://arena:s3cret@127.0.0.1:1/arena")
-    assert "s3cret" not in str(err.value)
-    assert "***" in str(err.value)
-
-
-def test_a_missing_sqlite_file_opens_as_a_new_empty_store(tmp_path: Path) -> None:
-    store = q.open_store(f"sqlite:///{tmp_path}/new.db")
-    assert q.list_runs(store).empty
-
-
 def test_bad_arguments_are_refused(demo: tuple[ArenaStore, str]) -> None:
     store, run_id = demo
     with pytest.raises(ValueError, match="positive integer"):
@@ -494,9 +209,7 @@ def test_bad_arguments_are_refused(demo: tuple[ArenaStore, str]) -> None:
     with pytest.raises(ValueError, match="at least 2"):
         q.equity_curves(store, run_id, max_points=1)
     with pytest.raises(ValueError, match="after end"):
-        q.leaderboard(store, run_id, start="2025-03-02", end="2025-03-01")
-    with pytest.raises(ValueError, match="not a valid timestamp"):
-        q.leaderboard(store, run_id, start="someday")
+        q.equity_curves(store, run_id, start="2025-03-02", end="2025-03-01")
 
 
 def test_every_statement_also_compiles_for_postgresql(demo: tuple[ArenaStore, str]) -> None:
@@ -521,7 +234,7 @@ def test_every_statement_also_compiles_for_postgresql(demo: tuple[ArenaStore, st
 def _every_page(store: ArenaStore, run_id: str) -> None:
     q.list_runs(store)
     q.run_agents(store, run_id)
-    q.leaderboard(store, run_id, start="2025-03-01 05:00")
+    leaderboard(store, run_id, start="2025-03-01 05:00")
     q.equity_curves(store, run_id, max_points=5)
     q.positions(store, run_id)
     q.exposure(store, run_id)
@@ -584,7 +297,7 @@ def test_pages_fetch_summaries_and_bounded_pages_from_a_200k_fill_store(big: tup
     store, synth = big
     run, agents, rounds = synth.run_id, len(synth.agents), synth.rounds
     assert synth.rows["fills"] >= 200_000
-    n, board = _fetched(lambda: q.leaderboard(store, run, latency_rounds=500, curve_rows=1000))
+    n, board = _fetched(lambda: leaderboard(store, run, latency_rounds=500, curve_rows=1000))
     assert len(board) == agents
     assert (board["trades"] == rounds // 2).all()  # every other fill closes a trade in this synthetic run
     # Summaries per agent, a bounded latency window, and each agent's equity column thinned to `curve_rows`

@@ -14,6 +14,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from arena_lib.analytics.columns import Column, Unit
+
 QUOTE = "USDT"
 """The quote currency of the arena's accounts (the sample and the default configs trade */USDT pairs)."""
 MISSING = "\u2013"
@@ -118,6 +120,38 @@ def time_col(label: str, help: str | None = None) -> Any:
 
 def text_col(label: str, help: str | None = None, width: str | None = None) -> Any:
     return st.column_config.TextColumn(label, help=help, width=width)  # type: ignore[arg-type]
+
+
+def spec_col(column: Column) -> Any:
+    """The table column of a leaderboard column, from its spec: header, unit, decimals and help text.
+
+    The help text is the spec's definition, followed by which direction is better where one is.
+    """
+    label, digits = column.label, column.digits
+    direction = {True: " Higher is better.", False: " Lower is better.", None: ""}[column.higher_is_better]
+    help = column.definition + direction
+    unit = column.unit
+    if unit is Unit.TEXT:
+        return text_col(label, help)
+    if unit is Unit.INTEGER:
+        return int_col(label, help)
+    if unit is Unit.MONEY:
+        return money_col(label, help)
+    if unit is Unit.USD:
+        return st.column_config.NumberColumn(f"{label} (USD)", help=help, format=f"$%,.{digits}f")
+    if unit is Unit.PERCENT:
+        return pct_points_col(label, help, digits)
+    if unit is Unit.FRACTION:
+        return fraction_col(label, help, digits)
+    if unit is Unit.MULTIPLE:
+        return number_col(label, help, f"%.{digits}fx")
+    if unit is Unit.HOURS:
+        return number_col(f"{label} (h)", help, f"%.{digits}f")
+    if unit is Unit.SECONDS:
+        return number_col(f"{label} (s)", help, f"%.{digits}f")
+    if unit is Unit.FLAG:
+        return st.column_config.CheckboxColumn(label, help=help)
+    return number_col(label, help, f"%.{digits}f")  # Unit.RATIO
 
 
 def table(

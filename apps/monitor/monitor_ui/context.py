@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from arena_lib.arena.store import default_db_url, redact_url
-from arena_lib.monitor.queries import StoreUnavailableError
+from arena_lib.monitor.store import StoreUnavailableError
 from monitor_ui import data
 
 SELECTION_KEY = "monitor.selection"

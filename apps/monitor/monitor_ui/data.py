@@ -24,8 +24,9 @@ import pandas as pd
 import streamlit as st
 
 from arena_lib.arena.store import HaltState
-from arena_lib.monitor import controls, operations, queries, research
+from arena_lib.monitor import controls, leaderboard_sql, operations, queries, research
 from arena_lib.monitor import risk as risk_stats
+from arena_lib.monitor.store import open_store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -44,7 +45,7 @@ OPS_TTL = 15
 @st.cache_resource(show_spinner=False, max_entries=8)
 def store(url: str) -> ArenaStore:
     """The store at `url`, opened once per process (raises `StoreUnavailableError`, which is not cached)."""
-    return queries.open_store(url)
+    return open_store(url)
 
 
 @st.cache_data(ttl=LIVE_TTL, show_spinner=False, max_entries=32)
@@ -69,7 +70,7 @@ def leaderboard(
     url: str, run_id: str, start: pd.Timestamp | None, end: pd.Timestamp | None, version: int
 ) -> pd.DataFrame:
     """The standings for a period; `version` (the run's last round) keys the cache, see the module docstring."""
-    return queries.leaderboard(store(url), run_id, start, end)
+    return leaderboard_sql.leaderboard(store(url), run_id, start, end)
 
 
 @st.cache_data(ttl=ROUND_TTL, show_spinner="Reading the equity curves...", max_entries=64)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 from monitor_ui import charts, data
@@ -9,7 +11,8 @@ from monitor_ui import components as ui
 from monitor_ui.context import require_run
 from monitor_ui.theme import CHART_CONFIG, agent_colors
 
-from arena_lib.monitor.queries import NOT_COMPUTED_IN_SQL
+from arena_lib.analytics.columns import ARENA_BOARD
+from arena_lib.monitor.leaderboard_sql import NOT_COMPUTED_IN_SQL
 
 KIND_LABELS = {"llm": "LLM", "quant": "quant", "ml": "ML"}
 
@@ -25,52 +28,21 @@ if run.get("status") == "failed" and run.get("message"):
 elif run.get("message"):
     st.info(str(run["message"]), icon=":material/info:")
 
-PERFORMANCE = {
-    "rank": ui.int_col("#"),
-    "agent": ui.text_col("Agent"),
-    "kind_label": ui.text_col("Kind"),
-    "model": ui.text_col("Model"),
-    "account_value": ui.money_col("Account value"),
-    "return_pct": ui.pct_points_col("Return", "PnL over the capital at the start of the period."),
-    "pnl": ui.money_col("PnL"),
-    "fees": ui.money_col("Fees"),
-    "sharpe": ui.number_col("Sharpe", "Annualised from per-bar returns."),
-    "max_drawdown": ui.fraction_col("Max drawdown", "Deepest fall below the running peak of the account value."),
-    "win_rate": ui.fraction_col("Win rate", "Share of closed round trips with a positive PnL."),
-    "trades": ui.int_col("Trades", "Closed round trips."),
-    "biggest_win": ui.money_col("Biggest win"),
-    "biggest_loss": ui.money_col("Biggest loss"),
-}
-BEHAVIOUR = {
-    "rank": ui.int_col("#"),
-    "agent": ui.text_col("Agent"),
-    "kind_label": ui.text_col("Kind"),
-    "hold_pct": ui.pct_points_col("Hold", "Share of per-coin decisions that held.", 1),
-    "long_pct": ui.pct_points_col("Long entries", "Share of per-coin decisions that entered long.", 1),
-    "short_pct": ui.pct_points_col("Short entries", "Share of per-coin decisions that entered short.", 1),
-    "avg_leverage": ui.number_col("Avg leverage", "Mean leverage of entry fills.", "%.2fx"),
-    "avg_confidence": ui.number_col("Avg confidence", "Mean confidence the agent stated (LLM agents).", "%.2f"),
-    "avg_hold_hours": ui.number_col("Avg holding time (h)", None, "%.1f"),
-    "flip_flops": ui.int_col("Flip-flops", "Entries opposite to the previous trade, made soon after its exit."),
-}
-RELIABILITY = {
-    "rank": ui.int_col("#"),
-    "agent": ui.text_col("Agent"),
-    "kind_label": ui.text_col("Kind"),
-    "invalid_output_rate": ui.fraction_col(
-        "Invalid outputs", "Share of model calls whose answer failed (error, deadline, or no valid decision)."
-    ),
-    "risk_clamps": ui.int_col("Risk clamps", "Decisions the RiskEngine reduced."),
-    "risk_rejections": ui.int_col("Risk rejections", "Decisions the RiskEngine refused."),
-    "llm_cost_usd": st.column_config.NumberColumn("LLM cost (USD)", format="$%,.4f"),
-    "net_return_pct": ui.pct_points_col("Net return", "Return after subtracting the LLM bill."),
-    "latency_p50": ui.number_col("Latency p50 (s)", "Seconds per turn.", "%.3f"),
-    "latency_p95": ui.number_col("Latency p95 (s)", None, "%.3f"),
-    "latency_p99": ui.number_col("Latency p99 (s)", None, "%.3f"),
-    "cutoff_overlap": st.column_config.CheckboxColumn(
-        "Cutoff overlap", help="The model's training cutoff falls after the window start: it may know these prices."
-    ),
-}
+
+def _tab(group: str) -> dict[str, Any]:
+    """The identity columns, then one group's columns of the arena board, with the spec's headers and formats.
+
+    `kind` is shown through `kind_label` (LLM, quant, ML); columns the SQL board leaves out are not shown.
+    """
+    columns = [*ARENA_BOARD.group("identity"), *ARENA_BOARD.group(group)]
+    return {
+        ("kind_label" if c.name == "kind" else c.name): ui.spec_col(c)
+        for c in columns
+        if c.name not in NOT_COMPUTED_IN_SQL
+    }
+
+
+PERFORMANCE, BEHAVIOUR, RELIABILITY = (_tab(group) for group in ("performance", "behaviour", "reliability"))
 
 
 def _leader_metric(label: str, board: pd.DataFrame, help: str) -> None:

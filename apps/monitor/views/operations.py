@@ -10,7 +10,7 @@ from monitor_ui.context import current
 
 from arena_lib.data.ingest import default_cache_root
 from arena_lib.monitor.operations import prefect_api_url
-from arena_lib.monitor.queries import StoreUnavailableError
+from arena_lib.monitor.store import StoreUnavailableError
 
 sel = current()
 now = pd.Timestamp.now(tz="UTC")

@@ -6,7 +6,8 @@ and reproduces its decisions exactly, and a prompt A/B test compares two version
 paying twice. In strict mode a miss is an error rather than a call, which is how a recorded run is audited.
 
 The cache is a table in its own database (SQLite under `.arena/` by default, any SQLAlchemy URL by
-`ARENA_LLM_CACHE_URL`), so it outlives runs and can be exported to a JSONL file and imported elsewhere.
+`ARENA_LLM_CACHE_URL`), so it outlives runs and can be exported to a JSONL file and imported elsewhere. The table
+is created and upgraded by its own alembic history (`cache_migrations/`, run on open), apart from the ledger's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import BigInteger, Engine, LargeBinary, String, bindparam, func,
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from arena_lib.core.database import local_url, open_engine
+from arena_lib.core.migrations import MigrationSpec
 
 CACHE_URL_ENV = "ARENA_LLM_CACHE_URL"
 CacheMode = Literal["use", "strict", "refresh", "off"]
@@ -46,6 +48,16 @@ class _CacheRow(_Base):
     created_at: Mapped[int] = mapped_column(BigInteger)
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # JSON: the response text, usage, latency
 
+
+# The cache's migration history; revision 0001 is the table as `create_all` made it before migrations existed.
+MIGRATIONS = MigrationSpec(
+    name="LLM response cache",
+    script_location="arena_lib.agents.llm:cache_migrations",
+    version_table="llm_cache_alembic_version",
+    metadata=_Base.metadata,
+    baseline="cache_0001_baseline",
+    baseline_tables=("llm_cache",),
+)
 
 _PAYLOAD_BY_KEY = select(_CacheRow.payload).where(_CacheRow.key == bindparam("b_key"))
 
@@ -71,7 +83,7 @@ class ResponseCache:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url or default_cache_url()
-        self.engine: Engine = open_engine(self.url, _Base.metadata)
+        self.engine: Engine = open_engine(self.url, MIGRATIONS)
         self._memory: dict[str, dict[str, Any]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from arena_lib.core.config_errors import ConfigError, Problem
+from arena_lib.core.yaml_config import load_yaml_model
 
 Provider = Literal["openai", "anthropic", "openai_compatible"]
 StructuredOutput = Literal["auto", "json_schema", "json_object_schema", "json_object", "tool", "none"]
@@ -39,8 +41,8 @@ _MANAGED_PARAMS = frozenset(
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class LLMConfigError(ValueError):
-    """A config file that cannot be loaded; the message names the file and the offending field."""
+LLMConfigError = ConfigError
+"""A config file that cannot be loaded (the project's one `ConfigError`; this name is kept for callers)."""
 
 
 class LLMAgentConfig(BaseModel):
@@ -126,30 +128,16 @@ class LLMAgentConfig(BaseModel):
 
 # -- loading -----------------------------------------------------------------------------------------------
 
-
-def _describe(error: ValidationError, path: Path) -> str:
-    lines = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "(config)"
-        lines.append(f"{where}: {item['msg']}")
-    return f"invalid LLM agent config {path}: " + "; ".join(lines)
+KIND = "LLM agent config"
 
 
 def load_llm_config(path: str | Path) -> LLMAgentConfig:
-    """Load one `LLMAgentConfig` from a YAML file. Errors name the file and the offending field."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"LLM agent config not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise LLMConfigError(f"invalid YAML in LLM agent config {p}: {exc}") from None
-    if not isinstance(raw, dict):
-        raise LLMConfigError(f"LLM agent config {p} must be a mapping of fields, got {type(raw).__name__}")
-    try:
-        return LLMAgentConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise LLMConfigError(_describe(exc, p)) from None
+    """Load one `LLMAgentConfig` from a YAML file.
+
+    Raises ConfigError naming the file, the line and the field, never echoing a value (a key pasted into the wrong
+    field stays out of logs); a missing file is also a FileNotFoundError.
+    """
+    return load_yaml_model(path, LLMAgentConfig, kind=KIND)
 
 
 def load_llm_configs(paths_or_dir: str | Path | Iterable[str | Path]) -> list[LLMAgentConfig]:
@@ -168,7 +156,8 @@ def load_llm_configs(paths_or_dir: str | Path | Iterable[str | Path]) -> list[LL
     seen: dict[str, Path] = {}
     for cfg, p in zip(configs, paths, strict=True):
         if cfg.name in seen:
-            raise LLMConfigError(f"duplicate LLM agent name {cfg.name!r} in {seen[cfg.name]} and {p}")
+            problem = Problem(f"'name': duplicate LLM agent name {cfg.name!r}, also in {seen[cfg.name]}", key="name")
+            raise ConfigError.invalid(p, KIND, [problem])
         seen[cfg.name] = p
     return configs
 

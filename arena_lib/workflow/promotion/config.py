@@ -8,16 +8,16 @@ refused with the key named.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from arena_lib.core.paths import project_root
+from arena_lib.core.config_errors import ConfigError
+from arena_lib.core.settings import settings
+from arena_lib.core.yaml_config import load_yaml_model
 
 __all__ = [
     "DEFAULT_GATES_FILE",
@@ -33,8 +33,9 @@ DEFAULT_GATES_FILE = Path("configs") / "gates.yaml"
 """The project's gates, relative to the project root (`default_gates_path()`)."""
 
 
-class GatesConfigError(ValueError):
-    """A gates file that is missing, unreadable, or holds an unknown, missing or out-of-range key."""
+GatesConfigError = ConfigError
+"""A gates file that is missing, unreadable, or holds an unknown, missing or out-of-range key (the project's one
+`ConfigError`; this name is kept for callers)."""
 
 
 class LookaheadGate(BaseModel):
@@ -84,24 +85,8 @@ GATE_NAMES: tuple[str, ...] = tuple(name for name in Gates.model_fields if name 
 
 
 def default_gates_path() -> Path:
-    """`<project root>/configs/gates.yaml`."""
-    return project_root() / DEFAULT_GATES_FILE
-
-
-def _describe(path: Path, exc: ValidationError) -> str:
-    known = list(Gates.model_fields) + list(LookaheadGate.model_fields)
-    lines = []
-    for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        if err["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            lines.append(f"unknown key {key!r}{hint}")
-        elif err["type"] == "missing":
-            lines.append(f"missing key {key!r}: give a value, or null to disable that gate")
-        else:
-            lines.append(f"{key!r}: {err['msg']} (got {err.get('input')!r})")
-    return f"{path}: " + "; ".join(lines)
+    """`<project root>/configs/gates.yaml` (`Settings.gates_path`)."""
+    return settings().gates_path
 
 
 def load_gates(path: str | Path | None = None) -> Gates:
@@ -111,16 +96,4 @@ def load_gates(path: str | Path | None = None) -> Gates:
         GatesConfigError: the file is missing, is not a YAML mapping, or has an unknown/missing/invalid key; the
             message names the file and the key.
     """
-    p = Path(path) if path is not None else default_gates_path()
-    if not p.is_file():
-        raise GatesConfigError(f"gates file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise GatesConfigError(f"{p}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise GatesConfigError(f"{p}: expected a mapping of gate names to settings, got {type(raw).__name__}")
-    try:
-        return Gates.model_validate(raw)
-    except ValidationError as exc:
-        raise GatesConfigError(_describe(p, exc)) from None
+    return load_yaml_model(path if path is not None else default_gates_path(), Gates, kind="gates file")

@@ -1,0 +1,10 @@
+"""Alembic's entry point for the LLM response cache's migrations (configured in code: no alembic.ini)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from arena_lib.agents.llm.cache import MIGRATIONS
+from arena_lib.core.migrations import run_environment
+
+run_environment(context, MIGRATIONS)
