@@ -19,9 +19,16 @@ help:
 	@echo "make flows  - a local Prefect server on 127.0.0.1:4200 serving ingest, trade, retrain and report on schedule"
 	@echo "make monitor - the Streamlit monitor over the arena store and MLflow on 127.0.0.1:8501"
 
+# llama-cpp-python (the offline local LLM) compiles llama.cpp here. A native build (-march=native) picked up AMX on
+# some hosts and segfaulted on its first completion, so it is built for portable x86-64 features, never from a
+# wheel another build left in pip's cache.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir \
+	  "$$(grep -o '"llama-cpp-python[^"]*"' pyproject.toml | tr -d '"')"
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name arena --display-name "Arena (Python 3.11)" >/dev/null
 	@rm -f $(VENV)/.installed-*

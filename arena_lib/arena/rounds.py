@@ -90,11 +90,9 @@ class ArenaRunner:
         self.config = config
         self.store = store
         self.run_id = run_id
-        self.first_row = first_row
         self.stop = stop or threading.Event()
         self.halted: HaltState | None = None  # the kill switch's state when it stopped this runner
         self.feed: Feed = ReplayFeed(source, first_row) if isinstance(source, MarketData) else source
-        self.market = source if isinstance(source, MarketData) else None
         self.tape = self.feed.new_tape() if isinstance(self.feed, ReplayFeed) else _tape_for(self.feed)
         self._warm = False
         bt = config.market

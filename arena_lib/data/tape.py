@@ -68,6 +68,7 @@ class MarketTape:
         "_gaps",
         "_has",
         "_index",
+        "_last_t",
         "_n_pending",
         "_pending",
         "_times",
@@ -101,6 +102,7 @@ class MarketTape:
         self._n_pending = 0  # funding events observed and not yet charged
         self._unseen = m  # symbols that have had no bar yet
         self.last_close_ns = 0  # close of the newest row (epoch ns): when a decision on it is made
+        self._last_t = 0
 
     # -- appending ------------------------------------------------------------------------------------------------
     def append(self, row: BarRow) -> int:
@@ -125,31 +127,31 @@ class MarketTape:
         self,
         time_ns: int,
         values: np.ndarray,
-        present: np.ndarray,
+        present: np.ndarray | None = None,
         funding: Sequence[FundingEvent] = (),
-        all_present: bool | None = None,
     ) -> int:
-        """Append one row given as arrays: `values` (symbols x OHLCV, copied), `present` (symbols,) bool.
-
-        Refuses a row that is not after the last one (duplicate or out of order), naming it.
+        """Append one row given as arrays: `values` (symbols x OHLCV, copied), `present` (symbols,) bool, None
+        when every symbol has a bar. Refuses a row that is not after the last one (duplicate or out of order).
         """
         n = self.n_rows
         t = int(time_ns)
-        if n and t <= self._times[n - 1]:
-            last = int(self._times[n - 1])
-            why = "duplicates" if t == last else "is before"
-            raise FeedError(f"bar row at {_ts(t)} {why} the last row at {_ts(last)}: rows must arrive in time order")
+        if n and t <= self._last_t:
+            why = "duplicates" if t == self._last_t else "is before"
+            raise FeedError(
+                f"bar row at {_ts(t)} {why} the last row at {_ts(self._last_t)}: rows must arrive in time order"
+            )
         if n == self._cap:
             self._grow()
         self._buf[n] = values
         self._times[n] = t
         self.n_rows = n + 1
+        self._last_t = t
         self.last_close_ns = t + self.bar_ns
-        if not (present.all() if all_present is None else all_present):
+        if present is not None and not present.all():
             self._has[n] = present
             self._track_gaps(n, present)
         elif self._unseen:
-            self._track_gaps(n, present)
+            self._track_gaps(n, None)
         if funding:
             self._observe_funding(funding)
         self._due = self._settle_due(t, present) if self._n_pending else None
@@ -165,9 +167,9 @@ class MarketTape:
         times[: self._cap] = self._times
         self._buf, self._has, self._times, self._cap = buf, has, times, cap
 
-    def _track_gaps(self, n: int, present: np.ndarray) -> None:
+    def _track_gaps(self, n: int, present: np.ndarray | None) -> None:
         for j in range(len(self.symbols)):
-            if present[j]:
+            if present is None or present[j]:
                 if self._first[j] < 0:
                     self._first[j] = n
                     self._unseen -= 1
@@ -187,12 +189,12 @@ class MarketTape:
             self._pending[j].append((int(e.time_ns), float(e.rate)))
             self._n_pending += 1
 
-    def _settle_due(self, t: int, present: np.ndarray) -> list[tuple[int, float]] | None:
+    def _settle_due(self, t: int, present: np.ndarray | None) -> list[tuple[int, float]] | None:
         """Funding charged at this row's open: per symbol with a bar now, the pending events settled by its open."""
         due: list[tuple[int, float]] = []
         first_bar_now = self.n_rows - 1
         for j, pending in enumerate(self._pending):
-            if not pending or not present[j]:
+            if not pending or (present is not None and not present[j]):
                 continue
             is_first = self._first[j] == first_bar_now
             rate, kept, charged = 0.0, [], False

@@ -47,6 +47,7 @@ from arena_lib.engine.risk import RiskEngine
 
 log = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
+_NO_TURNS: dict[str, AccountTurn] = {}  # never written: the turns of a bar nobody recorded
 # LLM agents stop at the round's deadline (`TurnContext.deadline`) themselves and return the failed call (prompt,
 # attempts, error), which the ledger and the leaderboard's invalid-output rate need. The driver's own bound is a
 # backstop for agents that ignore the deadline; without this grace it fired first and the call went unrecorded.
@@ -222,9 +223,13 @@ class Driver:
         for acc in self.accounts:
             if acc.portfolio.positions or acc.broker.has_pending():
                 self._settle(acc)
-        turns = self._decide(snapshot, round_no) if decide else {}
+        turns = self._decide(snapshot, round_no) if decide else _NO_TURNS
         for acc in self.accounts:
-            self._close_bar(acc)
+            if acc.fills or acc.portfolio.positions or self._async:
+                self._close_bar(acc)
+            else:  # flat all bar: its equity is its cash
+                acc.equity = acc.portfolio.cash
+                acc.exposure = 0.0
         changes: list[BreakerChange] = []
         if self.breakers is not None:
             changes = self.breakers.observe(round_no, t_close, [acc.equity for acc in self.accounts])
@@ -279,11 +284,11 @@ class Driver:
         """Every account's turn on the one snapshot, then the RiskEngine and the broker for what it decided."""
         if not (self._records or self._async or self.breakers is not None):
             for acc in self.accounts:  # a backtest of plain agents: no turn records to keep
-                exits = self._invalidations(acc, snapshot) if acc.conditions else []
-                decisions = self._ask(acc, snapshot, None)
+                exits = self._invalidations(acc, snapshot) if acc.conditions else None
+                decisions = acc.agent.decide(snapshot, self.view(acc))
                 if decisions or exits:
-                    self._apply(acc, Turn(list(decisions)), exits, snapshot, self.risk, False)
-            return {}
+                    self._apply(acc, Turn(list(decisions)), exits or [], snapshot, self.risk, False)
+            return _NO_TURNS
         gates: dict[str, Trip | None] = {}
         if self.breakers is not None:
             gates = {acc.name: self.breakers.gate(acc.name) for acc in self.accounts}

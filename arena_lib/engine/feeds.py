@@ -92,10 +92,11 @@ class ReplayFeed:
     def _append(self, tape: MarketTape) -> None:
         i = self.next_row
         funding: list[FundingEvent] = []
-        close = self._close[i]
         times = self._event_times
-        while self._k < len(times) and times[self._k] <= close:
-            funding.extend(self._events[self._k])
-            self._k += 1
-        tape.append_aligned(self._open[i], self._block[i], self.market.has_bar[i], funding, self._all[i])
+        if self._k < len(times) and times[self._k] <= self._close[i]:  # funding settled during this bar
+            close = self._close[i]
+            while self._k < len(times) and times[self._k] <= close:
+                funding.extend(self._events[self._k])
+                self._k += 1
+        tape.append_aligned(self._open[i], self._block[i], None if self._all[i] else self.market.has_bar[i], funding)
         self.next_row = i + 1

@@ -49,6 +49,16 @@ V_LEVERAGE, V_REQUESTED, V_PRICE = 7, 8, 9
 
 
 @njit(cache=True)
+def _room(buf: np.ndarray, k: int) -> np.ndarray:
+    """`buf`, or a copy twice its size when record `k` does not fit."""
+    if k < buf.shape[0]:
+        return buf
+    bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
+    bigger[: buf.shape[0]] = buf
+    return bigger
+
+
+@njit(cache=True)
 def _record(
     buf: np.ndarray,
     k: int,
@@ -66,10 +76,7 @@ def _record(
     origin: float,
 ) -> np.ndarray:
     """Write fill (or fill-time rejection) record `k`, doubling the buffer when it is full."""
-    if k >= buf.shape[0]:
-        bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
-        bigger[: buf.shape[0]] = buf
-        buf = bigger
+    buf = _room(buf, k)
     row = buf[k]
     row[F_BAR], row[F_SYM], row[F_SIDE], row[F_QTY], row[F_PRICE], row[F_FEE] = bar, sym, side, qty, price, fee
     row[F_KIND], row[F_PNL], row[F_FUNDING], row[F_FLAGS] = kind, pnl, funding, flags
@@ -92,10 +99,7 @@ def _record_verdict(
     price: float,
 ) -> np.ndarray:
     """Write verdict record `k` (a `KIND_VERDICT` event), doubling the buffer when it is full."""
-    if k >= buf.shape[0]:
-        bigger = np.empty((buf.shape[0] * 2, N_FIELDS))
-        bigger[: buf.shape[0]] = buf
-        buf = bigger
+    buf = _room(buf, k)
     row = buf[k]
     row[F_BAR], row[F_SYM], row[F_KIND] = bar, sym, KIND_VERDICT
     row[V_CURRENT], row[V_CODE], row[V_CLAMPS], row[V_FRACTION] = current, code, clamps, fraction

@@ -42,9 +42,8 @@ class _Recorder:
             name = acc.name
             self.equity[name].append(acc.equity)
             self.exposure[name].append(acc.exposure)
-            if acc.fills:
+            if acc.fills or acc.verdicts:
                 self.fills[name].extend(acc.fills)
-            if acc.verdicts:
                 self.verdicts[name].extend(acc.verdicts)
 
 
