@@ -28,23 +28,30 @@ __all__ = ["ProgressCallback", "order_id", "run_replay"]
 
 
 @dataclass
-class _Recorder:
-    """The in-memory ledger of a replay: each account's equity and exposure per bar, its fills and verdicts."""
+class _Tally:
+    """What a replay keeps of one account: equity and gross exposure per bar, every fill and verdict."""
 
-    equity: dict[str, list[float]] = field(default_factory=dict)
-    exposure: dict[str, list[float]] = field(default_factory=dict)
-    fills: dict[str, list[Fill]] = field(default_factory=dict)
-    verdicts: dict[str, list[RiskVerdict]] = field(default_factory=dict)
-    wants_records: bool = False
+    equity: list[float] = field(default_factory=list)
+    exposure: list[float] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    verdicts: list[RiskVerdict] = field(default_factory=list)
+
+
+class _Recorder:
+    """The in-memory ledger of a replay (one `_Tally` per account, in the driver's account order)."""
+
+    wants_records = False
+
+    def __init__(self, n_accounts: int) -> None:
+        self.tallies = [_Tally() for _ in range(n_accounts)]
 
     def record(self, driver: Driver, bar: BarRecord | None) -> None:
-        for acc in driver.accounts:
-            name = acc.name
-            self.equity[name].append(acc.equity)
-            self.exposure[name].append(acc.exposure)
+        for acc, tally in zip(driver.accounts, self.tallies, strict=True):
+            tally.equity.append(acc.equity)
+            tally.exposure.append(acc.exposure)
             if acc.fills or acc.verdicts:
-                self.fills[name].extend(acc.fills)
-                self.verdicts[name].extend(acc.verdicts)
+                tally.fills.extend(acc.fills)
+                tally.verdicts.extend(acc.verdicts)
 
 
 def run_replay(
@@ -75,7 +82,7 @@ def run_replay(
     feed.warm_up(tape)
     cash0 = config.execution.initial_cash
     accounts = open_accounts(agents, config, market.symbols, run_id, brokers)
-    recorder = _Recorder({n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names}, {n: [] for n in names})
+    recorder = _Recorder(len(accounts))
     policy = policy or RoundPolicy()
     driver = Driver(
         accounts,
@@ -103,14 +110,14 @@ def run_replay(
     return {
         acc.name: BacktestResult(
             agent=acc.name,
-            equity=equity_series(np.asarray(recorder.equity[acc.name], dtype=np.float64), close_times, acc.name),
-            fills=fills_frame(recorder.fills[acc.name]),
-            exposure=equity_series(np.asarray(recorder.exposure[acc.name]), close_times, "gross_exposure"),
+            equity=equity_series(np.asarray(tally.equity, dtype=np.float64), close_times, acc.name),
+            fills=fills_frame(tally.fills),
+            exposure=equity_series(np.asarray(tally.exposure), close_times, "gross_exposure"),
             initial_cash=cash0,
-            verdicts=recorder.verdicts[acc.name],
+            verdicts=tally.verdicts,
             fill_rejections=list(acc.broker.rejections),
             open_positions=dict(acc.portfolio.positions),
             meta={"path": "step", "run_id": run_id, "data_hash": market.fingerprint(), "spec": config.spec_hash()},
         )
-        for acc in accounts
+        for acc, tally in zip(accounts, recorder.tallies, strict=True)
     }
