@@ -19,12 +19,12 @@ from arena_lib.core.config import BacktestConfig
 from arena_lib.core.types import Fill, RiskVerdict
 from arena_lib.data.market import MarketData
 from arena_lib.engine.breakers import BreakerBook
-from arena_lib.engine.broker import Broker, order_id
+from arena_lib.engine.broker import Broker
 from arena_lib.engine.driver import BarRecord, Driver, ProgressCallback, RoundPolicy, open_accounts
 from arena_lib.engine.feeds import ReplayFeed
 from arena_lib.engine.results import BacktestResult, equity_series, fills_frame
 
-__all__ = ["ProgressCallback", "order_id", "run_replay"]
+__all__ = ["ProgressCallback", "run_replay"]
 
 
 @dataclass

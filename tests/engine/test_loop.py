@@ -25,7 +25,8 @@ from arena_lib.core.types import Action, Decision
 from arena_lib.data.market import MarketData
 from arena_lib.data.sample import load_sample, load_sample_funding
 from arena_lib.data.snapshot import MarketSnapshot
-from arena_lib.engine.loop import order_id, run_replay
+from arena_lib.engine.broker import order_id
+from arena_lib.engine.loop import run_replay
 from arena_lib.engine.rules import liquidation_price
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
