@@ -1,4 +1,4 @@
-"""The `arena` command: data checks, backtests, the demo, and the arena commands of `cli_arena`.
+"""The `arena` command: data checks, backtests, the demo, and the command groups of `arena_lib.cli`.
 
 Heavy imports happen inside each command so that `arena --help` stays instant.
 """
