@@ -2,13 +2,13 @@
 
 Every agent implements `Agent.decide`. In the arena, agents that talk to a model also implement the async
 `play_turn`, which returns a `Turn`: the decisions plus the prompt, the raw response, the parse problems, tokens,
-cost and latency. Plain agents are wrapped by `turn_from_decide`, so the round runner treats every agent the same.
+cost and latency. The engine's driver times a plain agent's `decide` into a `Turn` itself, so every agent is
+recorded the same way.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -107,10 +107,3 @@ class TurnAgent(Agent, Protocol):
     """An agent that plays arena turns asynchronously (LLM agents)."""
 
     async def play_turn(self, snapshot: MarketSnapshot, account: AccountView, context: TurnContext) -> Turn: ...
-
-
-def turn_from_decide(agent: Agent, snapshot: MarketSnapshot, account: AccountView) -> Turn:
-    """Run a plain agent's `decide` as a turn, timing it."""
-    t0 = time.perf_counter()
-    decisions: Sequence[Decision] = agent.decide(snapshot, account)
-    return Turn(list(decisions), latency_s=time.perf_counter() - t0)

@@ -33,6 +33,7 @@ from arena_lib.arena.store import ArenaStore, HaltState, RoundWrite
 from arena_lib.core.types import Action, Decision, Fill, FillKind, RiskVerdict
 from arena_lib.data.market import MarketData
 from arena_lib.data.snapshot import MarketSnapshot
+from arena_lib.data.tape import MarketTape
 from arena_lib.engine.breakers import ENGINE, BreakerBook, BreakerChange
 from arena_lib.engine.broker import Broker, order_id
 from arena_lib.engine.driver import (
@@ -93,7 +94,11 @@ class ArenaRunner:
         self.stop = stop or threading.Event()
         self.halted: HaltState | None = None  # the kill switch's state when it stopped this runner
         self.feed: Feed = ReplayFeed(source, first_row) if isinstance(source, MarketData) else source
-        self.tape = self.feed.new_tape() if isinstance(self.feed, ReplayFeed) else _tape_for(self.feed)
+        self.tape = (
+            self.feed.new_tape()
+            if isinstance(self.feed, ReplayFeed)
+            else MarketTape(self.feed.symbols, self.feed.timeframe)
+        )
         self._warm = False
         bt = config.market
         self.cash0 = bt.execution.initial_cash
@@ -258,12 +263,6 @@ class ArenaRunner:
         resets = [r for r in latest.values() if r.by != ENGINE]
         if resets:
             self._breaker_rewrites.extend(self.breakers.adopt(resets, self.last_round))
-
-
-def _tape_for(feed: Feed) -> Any:
-    from arena_lib.data.tape import MarketTape
-
-    return MarketTape(feed.symbols, feed.timeframe)
 
 
 class _SqlLedger:

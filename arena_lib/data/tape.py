@@ -217,11 +217,6 @@ class MarketTape:
         return int(self._times[self.n_rows - 1])
 
     @property
-    def close_time_ns(self) -> int:
-        """Close time of the newest row: when a decision on it is made."""
-        return self.last_close_ns
-
-    @property
     def funding_due(self) -> list[tuple[int, float]] | None:
         """(symbol index, rate) settling at the newest row's open, or None."""
         return self._due
@@ -300,9 +295,6 @@ class MarketTape:
         times = np.asarray(self._fund_times[j], dtype=np.int64)
         k = int(np.searchsorted(times, until_ns, side="right"))
         return times[:k].copy(), np.asarray(self._fund_rates[j][:k], dtype=np.float64)
-
-    def row_times(self, n: int) -> np.ndarray:
-        return self._times[:n].copy()
 
 
 def _ts(t_ns: int) -> str:

@@ -129,7 +129,7 @@ class SimBroker:
     def place(self, order: Order, tape: MarketTape, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
         j = self._index[order.symbol]
         if self._at_close:
-            return self.execute(order, j, marks[j], tape.close_time_ns, pf, list(marks), fills)
+            return self.execute(order, j, marks[j], tape.last_close_ns, pf, list(marks), fills)
         self.submit(order)
         return pf
 

@@ -122,7 +122,6 @@ class BarRecord:
     ts: int  # the bar's close, epoch ns
     snapshot: MarketSnapshot
     decided: bool
-    marks: list[float]
     turns: dict[str, AccountTurn]
     breaker_changes: list[BreakerChange]
     wall_started: int
@@ -146,6 +145,7 @@ def open_accounts(
             a,
             brokers[k] if brokers is not None else SimBroker(config, tuple(symbols), f"{run_id}/{a.name}"),
             Portfolio.start(cash0),
+            equity=cash0,
         )
         for k, a in enumerate(agents)
     ]
@@ -200,8 +200,6 @@ class Driver:
         self._loop: asyncio.AbstractEventLoop | None = asyncio.new_event_loop() if self._async else None
         for acc in self.accounts:
             acc.recent_equity = deque(acc.recent_equity, maxlen=self.policy.stats_window)
-            if acc.equity == 0.0:
-                acc.equity = acc.portfolio.cash
 
     # -- the bar ------------------------------------------------------------------------------------------------
     def play_bar(self, round_no: int, decide: bool) -> BarRecord | None:
@@ -235,7 +233,7 @@ class Driver:
             changes = self.breakers.observe(round_no, t_close, [acc.equity for acc in self.accounts])
         record = None
         if records:
-            record = BarRecord(round_no, t_close, snapshot, decide, self._marks or [], turns, changes, wall0)
+            record = BarRecord(round_no, t_close, snapshot, decide, turns, changes, wall0)
             record.wall_s = time.perf_counter() - t0
         if self.ledger is not None:
             self.ledger.record(self, record)
@@ -327,16 +325,12 @@ class Driver:
             deadline=deadline,
         )
 
-    def _ask(self, acc: Account, snapshot: MarketSnapshot, gate: Trip | None) -> Sequence[Decision]:
-        """A plain agent's decisions (an exception propagates, or holds when the policy says so: see `_play_sync`)."""
-        return acc.agent.decide(snapshot, self.view(acc))
-
     def _play_sync(self, acc: Account, snapshot: MarketSnapshot, gate: Trip | None) -> Turn:
         if gate is not None and gate.state == HALTED:  # not asked: no new orders
             return Turn([hold(s, gate.verdict()) for s in snapshot.symbols])
         t0 = time.perf_counter()
         try:
-            decisions = self._ask(acc, snapshot, gate)
+            decisions = acc.agent.decide(snapshot, self.view(acc))
         except CacheMissError:
             raise
         except Exception as exc:  # an arena agent's bug must not stop the run; it holds and the reason is recorded

@@ -46,7 +46,7 @@ class _CloseFillBroker:
     def place(self, order: Order, tape: MarketTape, pf: Portfolio, marks: list[float], fills: list[Fill]) -> Portfolio:
         self.orders.append(order)
         price = order.reference_price
-        t = tape.close_time_ns
+        t = tape.last_close_ns
         if order.symbol in pf.positions:
             pos = pf.positions[order.symbol]
             pf, pnl = close_position(pf, order.symbol, price, 0.0)
