@@ -304,7 +304,7 @@ def _interleave(per_agent: Iterator[Iterator[Any]]) -> Iterator[dict[str, Any]]:
 
 FILL_COLUMNS = (
     "fill_id", "order_id", "run_id", "agent", "round_no", "seq", "symbol", "ts", "side", "kind", "quantity", "price",
-    "fee", "realized_pnl", "funding", "leverage", "margin", "note",
+    "fee", "realized_pnl", "funding", "leverage", "margin", "note", "source",
 )  # fmt: skip
 EQUITY_COLUMNS = ("run_id", "agent", "round_no", "ts", "cash", "equity", "gross_exposure")
 DECISION_COLUMNS = (
@@ -321,7 +321,7 @@ def _fills(name: str, tr: dict[str, np.ndarray]) -> Iterator[tuple[Any, ...]]:
         order_id = f"{RUN_ID}/{name}/{stamp}/{sym}"
         fill_id = f"{order_id}#{kind}"
         yield (fill_id, order_id, RUN_ID, name, i, i, sym, stamp, side, kind, qty, price, fee, pnl, 0.0, lev,
-               qty * price / lev, "")  # fmt: skip
+               qty * price / lev, "", "engine")  # fmt: skip
 
 
 def _equity(name: str, tr: dict[str, np.ndarray]) -> Iterator[tuple[Any, ...]]:

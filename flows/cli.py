@@ -50,11 +50,13 @@ def serve_command(
         bool, typer.Option("--start-server", help=f"start a local Prefect server on {LOCAL_API} first")
     ] = False,
     trade_config: Annotated[str | None, typer.Option(help="arena YAML of the trade job")] = None,
-    trade_mode: Annotated[str | None, typer.Option(help="paper (default) or replay")] = None,
+    trade_mode: Annotated[
+        str | None, typer.Option(help="paper (default), replay, or live (needs the latch: see README)")
+    ] = None,
 ) -> None:
     """Register the four deployments with the Prefect server and run them when due (Ctrl-C stops)."""
-    if trade_mode not in (None, "paper", "replay"):
-        _say(f"--trade-mode must be paper or replay (live is not available), got {trade_mode!r}")
+    if trade_mode not in (None, "paper", "replay", "live"):
+        _say(f"--trade-mode must be paper, replay or live, got {trade_mode!r}")
         raise typer.Exit(2)
     from arena_lib.core.settings import settings
 

@@ -32,6 +32,9 @@ from arena_lib.core.config import BacktestConfig, BreakerSettings, RiskLimits
 from arena_lib.core.config_errors import ConfigFileNotFoundError
 from arena_lib.core.spec import AgentSpec, backtest_part, check_agent_ref
 from arena_lib.core.yaml_config import read_yaml_document
+from arena_lib.execution.settings import LiveSettings
+
+TradingMode = Literal["replay", "paper", "live"]
 
 
 class RoundSettings(BaseModel):
@@ -58,6 +61,8 @@ class ArenaConfig:
     source: str = ""
     local_llm: tuple[str, ...] = ()  # LLM agents served by a local llama.cpp server that the arena starts
     breakers: BreakerSettings = field(default_factory=BreakerSettings)
+    mode: TradingMode | None = None  # None: as the command says (replay or paper); live must be written here
+    live: LiveSettings = field(default_factory=LiveSettings)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form stored with the run. Holds no secret: LLM configs carry only the key's variable name."""
@@ -69,6 +74,8 @@ class ArenaConfig:
             "source": self.source,
             "local_llm": list(self.local_llm),
             "breakers": self.breakers.model_dump(mode="json"),
+            "mode": self.mode,
+            "live": self.live.model_dump(mode="json"),
         }
 
     @classmethod
@@ -81,6 +88,8 @@ class ArenaConfig:
             source=str(d.get("source", "")),
             local_llm=tuple(d.get("local_llm", ())),
             breakers=BreakerSettings.model_validate(d.get("breakers") or {}),  # runs stored before breakers: defaults
+            mode=d.get("mode"),
+            live=LiveSettings.model_validate(d.get("live") or {}),
         )
 
     def with_window(self, start: str | None, end: str | None) -> ArenaConfig:
@@ -145,6 +154,10 @@ class ArenaFile(BacktestConfig):
         default_factory=BreakerSettings, description="circuit breakers; `off` (or null, false) disables them all"
     )
     agents: list[ArenaEntry] = Field(default_factory=list, description="the contestants, quant and LLM")
+    mode: TradingMode | None = Field(
+        None, description="live trading needs `mode: live` here (plus keys and a confirmation); replay/paper: optional"
+    )
+    live: LiveSettings = Field(default_factory=LiveSettings, description="live mode: exchange, account keys, caps")
 
     @field_validator("risk", mode="before")
     @classmethod
@@ -216,6 +229,8 @@ def load_arena_config(path: str | Path) -> ArenaConfig:
         source=str(doc.path),
         local_llm=tuple(local),
         breakers=loaded.breakers,
+        mode=loaded.mode,
+        live=loaded.live,
     )
 
 

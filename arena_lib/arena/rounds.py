@@ -131,6 +131,7 @@ class ArenaRunner:
             if st is None:
                 raise KeyError(f"run {self.run_id!r} has no account for agent {acc.name!r}; the config changed?")
             acc.portfolio = Portfolio(st.cash, dict(st.positions), st.realized_pnl, st.fees_paid, st.funding_paid)
+            acc.broker.load_state(st.broker_state)
             acc.broker.restore(st.pending)
             acc.plans, acc.conditions = {}, {}
             for sym, plan in st.plans.items():
@@ -198,11 +199,20 @@ class ArenaRunner:
         return outcomes
 
     def check_halt(self) -> bool:
-        """True (and `halted` set) when the kill switch is on: the job stops before its next round."""
+        """True (and `halted` set) when the kill switch is on: the job stops before its next round.
+
+        A halt with `flatten` first closes every position and cancels every order of a paper or live run, as a
+        round of its own in the ledger (a replay has nothing real to flatten).
+        """
         state = self.store.halt_state()
         if state is not None and state.halted:
             self.halted = state
             log.warning("%s", state.describe())
+            if state.flatten and self.tape.n_rows and self.store.get_run(self.run_id).mode != "replay":
+                self._take_lease()
+                if self.driver.flatten(self.last_round + 1) is not None:
+                    self.last_round += 1
+                    log.warning("kill switch: %s flattened (round %d)", self.run_id, self.last_round)
             return True
         return False
 
@@ -273,6 +283,7 @@ class _SqlLedger:
     def __init__(self, runner: ArenaRunner) -> None:
         self.runner = runner
         self.seq: dict[str, int] = {}  # fills written so far, per agent
+        self.rejected: dict[str, int] = {}  # broker rejections written so far by this process, per agent
         self.committed = False
 
     def record(self, driver: Driver, bar: BarRecord | None) -> None:
@@ -357,6 +368,20 @@ class _SqlLedger:
             w.fills.append(_fill_row(run_id, acc.name, bar.round_no, seq, f))
             seq += 1
         self.seq[acc.name] = seq
+        done = self.rejected.get(acc.name, 0)
+        for r in acc.broker.rejections[done:]:
+            w.rejections.append(
+                t.RejectionRow(
+                    run_id=run_id,
+                    agent=acc.name,
+                    round_no=bar.round_no,
+                    order_id=r.order_id,
+                    symbol=r.symbol,
+                    ts=r.timestamp,
+                    reason=r.reason[:4000],
+                )
+            )
+        self.rejected[acc.name] = len(acc.broker.rejections)
         w.equity.append(
             t.EquityRow(
                 run_id=run_id,
@@ -379,6 +404,7 @@ class _SqlLedger:
                 positions=dict(pf.positions),
                 pending=acc.broker.pending_orders(),
                 plans={s: p.to_dict() for s, p in acc.plans.items()},
+                broker_state=acc.broker.state(),
             )
         )
         w.invalidations[acc.name] = {s: p.invalidation_condition for s, p in acc.plans.items()}
@@ -459,7 +485,7 @@ def _order_row(run_id: str, agent: str, round_no: int, ts: int, d: Decision, v: 
 
 def _fill_row(run_id: str, agent: str, round_no: int, seq: int, f: Fill) -> t.FillRow:
     return t.FillRow(
-        fill_id=f"{f.order_id}#{f.kind.value}",
+        fill_id=f"{f.order_id}#{f.kind.value}" + (f"#t{f.trade_id}" if f.trade_id else ""),
         order_id=f.order_id,
         run_id=run_id,
         agent=agent,
@@ -477,6 +503,7 @@ def _fill_row(run_id: str, agent: str, round_no: int, seq: int, f: Fill) -> t.Fi
         leverage=f.leverage,
         margin=f.margin,
         note=f.note,
+        source=f.source,
     )
 
 

@@ -80,6 +80,7 @@ class AccountRow(Base):
     funding_paid: Mapped[float] = mapped_column(Float)
     pending: Mapped[list] = mapped_column(JSON)  # orders queued for the next bar's open
     plans: Mapped[dict] = mapped_column(JSON)  # exit plans by symbol (profit target, stop, invalidation)
+    broker_state: Mapped[dict] = mapped_column(JSON, default=dict)  # a live broker's cursors and exit orders (0003)
 
 
 class PositionRow(Base):
@@ -217,7 +218,24 @@ class FillRow(Base):
     leverage: Mapped[float] = mapped_column(Float)
     margin: Mapped[float] = mapped_column(Float)
     note: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="engine")  # engine|order|exchange|manual|recovered (0003)
     __table_args__ = (Index("ix_fills_run_agent", "run_id", "agent", "seq"),)
+
+
+class RejectionRow(Base):
+    """An approved order that did not fill: refused before sending (an exchange minimum, a cap), refused by the
+    exchange (with its own message), or without capacity in the simulator (revision 0003)."""
+
+    __tablename__ = "rejections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(64))
+    agent: Mapped[str] = mapped_column(String(64))
+    round_no: Mapped[int] = mapped_column(Integer)
+    order_id: Mapped[str] = mapped_column(String(200))
+    symbol: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    __table_args__ = (Index("ix_rejections_run_agent", "run_id", "agent", "round_no"),)
 
 
 class EquityRow(Base):
@@ -240,6 +258,7 @@ class HaltRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     by: Mapped[str] = mapped_column(String(128), default="")
     at_ns: Mapped[int] = mapped_column(BigInteger)
+    flatten: Mapped[bool] = mapped_column(Boolean, default=False)  # close every position too (revision 0003)
 
 
 class BreakerRow(Base):

@@ -4,7 +4,8 @@
 variable to set when no key or endpoint is configured), loads the market with a warm-up before the window so the
 first prompt already has its indicators, records the run and its flags (an LLM whose training cutoff is after the
 window's start may remember those prices), and plays the bars. `resume_run` rebuilds the same run from the store
-and continues after its last committed bar.
+and continues after its last committed bar: a replay from the stored window, a paper run from the exchange (its
+tape warmed up to the last committed bar, the bars missed meanwhile settled without asking the agents).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from arena_lib.arena.config import ArenaConfig, cutoff_overlap
 from arena_lib.arena.lease import LedgerConflictError
 from arena_lib.arena.rounds import ArenaRunner, ProgressCallback, RoundOutcome
 from arena_lib.arena.store import AccountState, ArenaStore
-from arena_lib.core.clock import WallClock
+from arena_lib.core.clock import Clock, WallClock
 from arena_lib.core.paths import git_state
 from arena_lib.data.history import load_market
 from arena_lib.data.market import MarketData
@@ -228,11 +229,24 @@ def resume_run(
     stop: threading.Event | None = None,
     progress: ProgressCallback | None = None,
     env: Mapping[str, str] | None = None,
+    exchange_url: str | None = None,
+    every_s: float = 180.0,
+    clock: Clock | None = None,
 ) -> RunReport:
-    """Continue a replay run after its last committed bar, with the accounts exactly as they were committed."""
+    """Continue a run after its last committed bar, with the accounts exactly as they were committed.
+
+    A replay run continues over its stored window (its data must be unchanged). A paper run continues on live bars
+    (`exchange_url`, `every_s`, `clock` as for `start_paper_run`; `rounds` counts decision rounds): the tape is
+    warmed up from the exchange to its last committed bar, the bars that closed since are settled without asking
+    the agents, and the newest one is a decision round.
+    """
     run = store.get_run(run_id)
+    if run.mode == "paper":
+        return _resume_paper(
+            run, store, rounds, cache, cache_mode, stop, env, exchange_url=exchange_url, every_s=every_s, clock=clock
+        )
     if run.mode != "replay":
-        raise ValueError(f"run {run_id} is a {run.mode} run; resume it with `arena run --mode {run.mode}`")
+        raise ValueError(f"run {run_id} is a {run.mode} run; only replay and paper runs resume here")
     config = ArenaConfig.from_dict(run.config)
     market, first = load_arena_market(config)
     if market.fingerprint() != run.data_hash:
@@ -249,6 +263,65 @@ def resume_run(
         flags = cutoff_flags(store.run_agents(run_id), config.market.start)
         store.set_status(run_id, "running", run.message)
         return _play(runner, store, rounds, progress, {}, flags)
+
+
+def _resume_paper(
+    run: t.RunRow,
+    store: ArenaStore,
+    rounds: int | None,
+    cache: ResponseCache | None,
+    cache_mode: CacheMode,
+    stop: threading.Event | None,
+    env: Mapping[str, str] | None,
+    *,
+    exchange_url: str | None,
+    every_s: float,
+    clock: Clock | None,
+) -> RunReport:
+    from arena_lib.arena.paper import paper_feed, run_paper
+
+    run_id = run.run_id
+    config = ArenaConfig.from_dict(run.config)
+    feed = paper_feed(config, exchange_url, clock)
+    playing = {r.agent for r in store.run_agents(run_id)}
+    with local_llm_servers(config, cache_mode) as (served, _unavailable):
+        roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
+        missing = playing - {a.name for a in roster.agents}
+        if missing:
+            raise AgentNotConfiguredError(f"cannot resume {run_id}: agents {sorted(missing)} are not available now")
+        agents = [a for a in roster.agents if a.name in playing]
+        runner = ArenaRunner(served, agents, feed, store, run_id, stop=stop)
+        try:
+            runner.restore()  # accounts from the ledger; the tape warmed up to the last committed bar
+            runner.warm_up()  # (a run that never committed a bar starts as a new one would)
+            store.set_status(run_id, "running", _with_note(run.message, feed.funding_note))
+            outcomes = run_paper(runner, feed, every_s=every_s, rounds=rounds, stop=stop)
+        finally:
+            runner.close()
+    return _paper_report(runner, store, outcomes, {}, {})
+
+
+def _with_note(message: str, note: str) -> str:
+    """`message` with `note` appended once (a resumed run does not repeat what its message says already)."""
+    if not note or note in message:
+        return message
+    return "; ".join(m for m in (message, note) if m)
+
+
+def _paper_report(
+    runner: ArenaRunner,
+    store: ArenaStore,
+    outcomes: Sequence[RoundOutcome],
+    skipped: dict[str, str],
+    flags: dict[str, str],
+) -> RunReport:
+    """Record how a paper run ended (halted by the kill switch, else stopped), keeping its message's notes."""
+    run = store.get_run(runner.run_id)
+    status = "halted" if runner.halted else "stopped"
+    message = "; ".join(m for m in (run.message, runner.halted.describe() if runner.halted else "") if m)
+    store.set_status(runner.run_id, status, message)
+    decided = sum(o.decided for o in outcomes)
+    return RunReport(runner.run_id, status, decided, skipped, flags, error_rounds(outcomes), message)
 
 
 def _play(
@@ -293,11 +366,16 @@ def start_paper_run(
     cache_mode: CacheMode = "use",
     stop: threading.Event | None = None,
     env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
 ) -> RunReport:
-    """Paper-trade the config's agents on live ccxt candles (simulated fills) until `rounds` or a stop."""
+    """Paper-trade the config's agents on live ccxt candles (simulated fills) until `rounds` or a stop.
+
+    Perpetual funding (and mark prices) come from the exchange's linear-swap client; where ccxt has none, the
+    run's message says funding is unavailable. `clock` is the feed's "now" (default: the wall clock).
+    """
     from arena_lib.arena.paper import paper_feed, run_paper
 
-    feed = paper_feed(config, exchange_url)
+    feed = paper_feed(config, exchange_url, clock)
     with local_llm_servers(config, cache_mode) as (served, unavailable):
         roster = build_roster(served, cache=cache, cache_mode=cache_mode, env=env)
         roster.skipped.update(unavailable)
@@ -306,14 +384,13 @@ def start_paper_run(
         runner.warm_up()
         warm = MarketSnapshot(runner.tape).content_hash() if runner.tape.n_rows else ""
         _, flags = create_run(store, config, roster, warm, "paper", rid)
+        if feed.funding_note:
+            store.set_status(rid, "running", _with_note(store.get_run(rid).message, feed.funding_note))
         try:
             outcomes = run_paper(runner, feed, every_s=every_s, rounds=rounds, stop=stop)
         finally:
             runner.close()
-    status, message = ("halted", runner.halted.describe()) if runner.halted else ("stopped", "")
-    store.set_status(rid, status, message)
-    decided = sum(o.decided for o in outcomes)
-    return RunReport(rid, status, decided, roster.skipped, flags, error_rounds(outcomes), message)
+    return _paper_report(runner, store, outcomes, roster.skipped, flags)
 
 
 @contextmanager

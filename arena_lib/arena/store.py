@@ -99,6 +99,7 @@ class AccountState:
     positions: dict[str, Position]
     pending: list[Order]
     plans: dict[str, dict[str, Any]]
+    broker_state: dict[str, Any] = field(default_factory=dict)  # `Broker.state()` (a live broker's cursors)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class RoundWrite:
     equity: list[t.EquityRow] = field(default_factory=list)
     invalidations: dict[str, dict[str, str]] = field(default_factory=dict)  # agent -> symbol -> condition
     breakers: list[t.BreakerRow] = field(default_factory=list)  # circuit-breaker state changes of this round
+    rejections: list[t.RejectionRow] = field(default_factory=list)  # approved orders that did not fill
 
 
 # The statements of `commit_round`, built once: SQLAlchemy then reuses their cache keys and compiled forms.
@@ -156,12 +158,14 @@ class HaltState:
     reason: str
     by: str
     at_ns: int
+    flatten: bool = False  # jobs close their positions and cancel their orders before stopping
 
     def describe(self) -> str:
         at = pd.Timestamp(self.at_ns, tz="UTC").isoformat(timespec="seconds")
         if not self.halted:
             return f"trading enabled (resumed by {self.by or 'unknown'} at {at})"
         why = f": {self.reason}" if self.reason else ""
+        why += " (positions flattened)" if self.flatten else ""
         return f"trading halted by {self.by or 'unknown'} at {at}{why}; `arena resume` lifts the halt"
 
 
@@ -268,22 +272,27 @@ class ArenaStore:
             leases.release(conn, lease)
 
     # -- kill switch -----------------------------------------------------------------------------------------
-    def set_halt(self, halted: bool, *, reason: str = "", by: str = "", at_ns: int) -> HaltState:
-        """Halt (or resume) every trading job that uses this store; it persists across restarts."""
+    def set_halt(self, halted: bool, *, reason: str = "", by: str = "", at_ns: int, flatten: bool = False) -> HaltState:
+        """Halt (or resume) every trading job that uses this store; it persists across restarts.
+
+        With `flatten`, each paper or live job also cancels its open orders and closes its positions before it
+        stops (`ArenaRunner.check_halt`); without it, exits already resting on an exchange stay there.
+        """
+        flatten = flatten and halted
         with self.session() as s, s.begin():
             row = s.get(t.HaltRow, "all")
             if row is None:
-                row = t.HaltRow(scope="all", halted=halted, reason=reason, by=by, at_ns=at_ns)
+                row = t.HaltRow(scope="all", halted=halted, reason=reason, by=by, at_ns=at_ns, flatten=flatten)
                 s.add(row)
             else:
-                row.halted, row.reason, row.by, row.at_ns = halted, reason, by, at_ns
-        return HaltState(halted, reason, by, at_ns)
+                row.halted, row.reason, row.by, row.at_ns, row.flatten = halted, reason, by, at_ns, flatten
+        return HaltState(halted, reason, by, at_ns, flatten)
 
     def halt_state(self) -> HaltState | None:
         """The kill switch's last setting (None: never set, trading enabled)."""
         with self.session() as s:
             row = s.get(t.HaltRow, "all")
-            return None if row is None else HaltState(row.halted, row.reason, row.by, row.at_ns)
+            return None if row is None else HaltState(row.halted, row.reason, row.by, row.at_ns, bool(row.flatten))
 
     # -- circuit breakers (`arena_lib.arena.breakers`) --------------------------------------------------------
     def latest_breakers(self, run_id: str) -> list[t.BreakerRow]:
@@ -352,9 +361,19 @@ class ArenaStore:
                 positions=positions.get(a.agent, {}),
                 pending=[order_from_dict(o) for o in a.pending],
                 plans=dict(a.plans),
+                broker_state=dict(a.broker_state or {}),
             )
             for a in accs
         }
+
+    def set_broker_state(self, run_id: str, agent: str, state: Mapping[str, Any]) -> None:
+        """Record a broker's state before the run's first round (a live account's baseline and cursors)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.AccountRow)
+                .where(t.AccountRow.run_id == run_id, t.AccountRow.agent == agent)
+                .values(broker_state=dict(state))
+            )
 
     # -- rounds ----------------------------------------------------------------------------------------------
     def commit_round(self, w: RoundWrite, lease: WriterLease | None = None) -> bool:
@@ -395,7 +414,7 @@ class ArenaStore:
             if new_prompts:
                 known = set(conn.execute(_KNOWN_PROMPTS, {"b_shas": [p.sha256 for p in new_prompts]}).scalars())
                 _insert(conn, [p for p in new_prompts if p.sha256 not in known])
-            for rows in (w.llm_calls, w.decisions, w.orders, w.fills, w.equity, w.breakers):
+            for rows in (w.llm_calls, w.decisions, w.orders, w.fills, w.equity, w.breakers, w.rejections):
                 _insert(conn, rows)
             if w.accounts:
                 conn.execute(_DELETE_POSITIONS, {**key, "b_agents": [acc.agent for acc in w.accounts]})
@@ -458,6 +477,9 @@ class ArenaStore:
     def llm_calls_frame(self, run_id: str, agent: str | None = None) -> pd.DataFrame:
         return self.frame(t.LLMCallRow, run_id, agent, order=("round_no", "agent"))
 
+    def rejections_frame(self, run_id: str, agent: str | None = None) -> pd.DataFrame:
+        return self.frame(t.RejectionRow, run_id, agent, order=("round_no", "agent", "id"))
+
     def rounds_frame(self, run_id: str) -> pd.DataFrame:
         return self.frame(t.RoundRow, run_id, order=("round_no",))
 
@@ -482,6 +504,7 @@ def _account_row(run_id: str, acc: AccountState) -> t.AccountRow:
         funding_paid=acc.funding_paid,
         pending=[order_to_dict(o) for o in acc.pending],
         plans=acc.plans,
+        broker_state=acc.broker_state,
     )
 
 

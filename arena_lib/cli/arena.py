@@ -70,13 +70,18 @@ def _graceful_stop() -> threading.Event:
 
 
 def run(
-    config: Annotated[Path, typer.Option(help="arena YAML (market, round settings, agents)")],
+    config: Annotated[
+        Path | None, typer.Option(help="arena YAML (market, round settings, agents); not with --resume")
+    ] = None,
     mode: Annotated[str, typer.Option(help="replay (historical bars) or paper (live ccxt candles)")] = "replay",
     start: Annotated[str | None, typer.Option(help="replay window start, ISO-8601 UTC")] = None,
     end: Annotated[str | None, typer.Option(help="replay window end, ISO-8601 UTC")] = None,
     rounds: Annotated[int | None, typer.Option(help="stop after N bars (replay) or N decision rounds (paper)")] = None,
     every: Annotated[str, typer.Option(help="paper mode: time between rounds, e.g. 3m")] = "3m",
-    resume: Annotated[str | None, typer.Option(help="continue this run id after its last committed round")] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="continue this run id (replay or paper) after its last committed round, with its config"),
+    ] = None,
     run_id: Annotated[str | None, typer.Option(help="id for a new run (default: mode-time-random)")] = None,
     cache_mode: Annotated[str, typer.Option(help="use | strict (fail on a miss) | refresh | off")] = "use",
     exchange_url: Annotated[str | None, typer.Option(help="paper mode: exchange API host override")] = None,
@@ -94,6 +99,8 @@ def run(
 
     if mode not in ("replay", "paper"):
         _fail(f"--mode must be replay or paper (live trading is not available from this command), got {mode!r}")
+    if config is None and not resume:
+        _fail("--config is required (or --resume RUN_ID to continue a run with its own config)")
     if cache_mode not in CACHE_MODES:
         _fail(f"--cache-mode must be one of {list(CACHE_MODES)}, got {cache_mode!r}")
     mode_ = cast("CacheMode", cache_mode)
@@ -101,7 +108,19 @@ def run(
     store = ArenaStore(db)
     cache = ResponseCache(cache_db) if cache_mode != "off" else None
     try:
-        if mode == "paper":
+        if resume:  # the run's own mode and config; paper runs poll every --every on --exchange-url
+            report = resume_run(
+                resume,
+                store,
+                rounds=rounds,
+                cache=cache,
+                cache_mode=mode_,
+                stop=stop,
+                exchange_url=exchange_url,
+                every_s=_every_seconds(every),
+            )
+        elif mode == "paper":
+            assert config is not None
             report = start_paper_run(
                 load_arena_config(config),
                 store,
@@ -113,9 +132,8 @@ def run(
                 cache_mode=mode_,
                 stop=stop,
             )
-        elif resume:
-            report = resume_run(resume, store, rounds=rounds, cache=cache, cache_mode=mode_, stop=stop)
         else:
+            assert config is not None
             cfg = load_arena_config(config).with_window(start, end)
             with _progress() as bar:
                 task = bar.add_task("arena", total=1)
@@ -425,16 +443,68 @@ def cache_import(path: Path, cache_db: CacheUrlOption = None) -> None:
 
 def halt(
     reason: Annotated[str, typer.Option(help="why trading stops (shown to every job and in the monitor)")] = "",
+    flatten: Annotated[
+        bool, typer.Option("--flatten", help="paper and live jobs also cancel their orders and close every position")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Kill switch: every trading job on this store stops before its next round, until `arena resume`."""
+    """Kill switch: every trading job on this store stops before its next round, until `arena resume`.
+
+    Without --flatten, positions stay open and the stops and take-profits already on an exchange stay there. With
+    it, each paper or live job cancels its orders and closes its positions at its next check, recording each step
+    in its ledger, then stops.
+    """
     import getpass
 
     from arena_lib.arena.store import ArenaStore
     from arena_lib.core.clock import WallClock
 
-    state = ArenaStore(db).set_halt(True, reason=reason, by=getpass.getuser(), at_ns=WallClock().now_ns())
+    store = ArenaStore(db)
+    state = store.set_halt(True, reason=reason, by=getpass.getuser(), at_ns=WallClock().now_ns(), flatten=flatten)
     _console().print(f"[bold red]{state.describe()}[/]")
+    if flatten:
+        _console().print("each paper or live job flattens at its next check (within one bar); `arena runs` shows it")
+
+
+def trade(
+    config: Annotated[Path, typer.Option("--config", help="arena config (YAML)")],
+    job: Annotated[
+        str, typer.Option(help="the job's name: one run per job and mode, continued on every call")
+    ] = "main",
+    mode: Annotated[str, typer.Option(help="paper or live")] = "paper",
+    confirm_live: Annotated[
+        str | None, typer.Option("--confirm-live", help="live mode: type LIVE (or set ARENA_LIVE_CONFIRM=LIVE)")
+    ] = None,
+    exchange_url: Annotated[
+        str | None, typer.Option(help="exchange API host override (a proxy, a test exchange)")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """One invocation of a trading job: play the bars that closed since its last one, the newest as a decision.
+
+    This is what the scheduled `trade` flow runs. Live mode trades real money: it needs `mode: live` in the config,
+    each agent's exchange keys, and the confirmation; a refusal lists everything missing and starts nothing.
+    """
+    from arena_lib.arena.config import load_arena_config
+    from arena_lib.arena.store import ArenaStore
+    from arena_lib.arena.trading import trade_once
+    from arena_lib.execution.latch import LiveNotArmedError
+
+    if mode not in ("paper", "live"):
+        _fail(f"--mode must be paper or live, got {mode!r}")
+    cfg = load_arena_config(config)
+    store = ArenaStore(db)
+    try:
+        report = trade_once(cfg, store, job=job, mode=mode, confirm=confirm_live, exchange_url=exchange_url)
+    except LiveNotArmedError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        store.engine.dispose()
+    color = "red" if report.status == "halted" else "green"
+    _console().print(f"[{color}]{report.run_id}: {report.status}, {report.rounds} decision round(s)[/]")
+    if report.message:
+        _console().print(report.message)
 
 
 def resume(db: DbOption = None) -> None:
@@ -533,6 +603,7 @@ def register(app: typer.Typer) -> None:
     """Add the arena commands to the `arena` app."""
     app.command("run")(run)
     app.command("halt")(halt)
+    app.command("trade")(trade)
     app.command("resume")(resume)
     app.command("runs")(runs)
     app.command("leaderboard")(leaderboard)

@@ -271,11 +271,13 @@ def _register_commands() -> None:
     from arena_lib.cli.ops import register as register_ops
     from arena_lib.cli.promotion import register as register_promotion
     from arena_lib.cli.research import register as register_research
+    from arena_lib.cli.twin import register as register_twin
 
     register_arena(app)
     register_research(app)
     register_promotion(app)
     register_ops(app)
+    register_twin(app)
 
 
 _register_commands()

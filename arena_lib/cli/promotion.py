@@ -28,8 +28,12 @@ AliasOption = Annotated[str, typer.Option("--alias", help=f"registry alias: {' |
 _READS = {
     "lookahead": "the model's features (MLflow model metadata arena_features) on the bundled sample",
     "llm_cutoff": "run tag/param llm.training_cutoff vs llm.window_start / window_start / start",
-    "min_paper_days": "model-version tag arena.paper_since (set when promote gives it paper)",
+    "min_paper_days": "days of paper bars the version traded (arena ledger; the paper alias's promotion history)",
 }
+_LIVE_NOTE = (
+    "@live is judged on the version's paper record in the arena ledger (paper_trades, paper_sharpe - "
+    "paper_best_baseline_sharpe, paper_probabilistic_sharpe, paper_max_drawdown), not on the run's metrics"
+)
 GatesOption = Annotated[
     Path | None, typer.Option("--gates", help="gates file (default: configs/gates.yaml of the project)")
 ]
@@ -80,9 +84,18 @@ def promote_command(
     gates: GatesOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="evaluate and print; write nothing, move nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    paper_db: Annotated[
+        str | None,
+        typer.Option(
+            "--paper-db",
+            help="arena ledger URL holding the paper record (@live only; default: the gates file's "
+            "paper_ledger.db_url, else ARENA_DB_URL, else .arena/arena.db)",
+        ),
+    ] = None,
 ) -> None:
     """Give a run's model version an alias if it clears every gate; the gate report is written to the run.
 
+    @live is judged on the version's paper record in the arena ledger, after min_paper_days of it.
     Exit 0: promoted (or already held); 1: a gate failed; 2: bad input.
     """
     from rich.markup import escape
@@ -92,7 +105,7 @@ def promote_command(
 
     _check_alias(alias)
     try:
-        result = promote(run_id, alias, gates=gates, registered_model=model, dry_run=dry_run)
+        result = promote(run_id, alias, gates=gates, registered_model=model, dry_run=dry_run, paper_db_url=paper_db)
     except (PromotionError, GatesConfigError) as exc:
         _fail(str(exc))
         return
@@ -164,6 +177,13 @@ def gates_show(
         reads = " or ".join(" + ".join(keys) for keys in METRIC_NAMES.get(name, ())) or _READS.get(name, "-")
         meaning = Gates.model_fields[name].description or ""
         table.add_row(*(escape(v) for v in (name, setting, meaning, reads)))
+    ledger = loaded.paper_ledger
+    from arena_lib.workflow.tracking import redact_text
+
+    where = ", ".join(f"{k}={v}" for k, v in ledger.model_dump().items() if v is not None) or "defaults"
+    where = redact_text(where)
+    reads = "db_url (null: ARENA_DB_URL, else .arena/arena.db), job"
+    table.add_row("paper_ledger", escape(where), escape(_LIVE_NOTE), reads)
     console.print(table)
 
 

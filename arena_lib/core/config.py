@@ -40,16 +40,89 @@ class CostModel(_Frozen):
         return self.fee_bps * 1e-4
 
 
+# Exchange minimums of Binance's USDⓈ-M perpetuals, the market the engine simulates (isolated margin, funding,
+# liquidation), as this repo's Binance fixture serves them (tests/servers/binance.py `_PERPS`: the MIN_NOTIONAL
+# filter's `notional` and the LOT_SIZE / MARKET_LOT_SIZE filters' `minQty` of /fapi/v1/exchangeInfo). Symbols are
+# the config's spot-style names; `min_notional_from_markets` (arena_lib.data.ccxt_source) reads the same values
+# from live ccxt markets.
+BINANCE_PERP_MIN_NOTIONAL: dict[str, float] = {"BTC/USDT": 100.0, "ETH/USDT": 20.0}
+BINANCE_PERP_MIN_AMOUNT: dict[str, float] = {"BTC/USDT": 0.001, "ETH/USDT": 0.001}
+# Binance's smallest MIN_NOTIONAL (most USDⓈ-M perpetuals and the spot NOTIONAL filter): the minimum of a symbol
+# the table above does not name.
+DEFAULT_MIN_NOTIONAL = 5.0
+
+Minimum = float | dict[str, float]
+
+
+def _minimum_for(value: Minimum, symbol: str, fallback: float) -> float:
+    """`value` for `symbol`: the number itself, or the dict's entry for the symbol (also looked up without a ccxt
+    settle suffix, `BTC/USDT:USDT` -> `BTC/USDT`), else `fallback`."""
+    if not isinstance(value, dict):
+        return float(value)
+    if symbol in value:
+        return float(value[symbol])
+    base = symbol.split(":", 1)[0]
+    return float(value.get(base, fallback))
+
+
 class ExecutionConfig(_Frozen):
     """How and when orders fill.
 
     `next_open` (default) fills a market order at the open of the bar after the signal bar, which is what a
     live job can actually do; `close` fills at the signal bar's close (optimistic, for comparison with peers).
+
+    Exchange minimums: an entry whose notional, after the fill-time risk caps, is below `min_notional` (or whose
+    quantity is below `min_amount`) is not filled but recorded as a fill rejection, as an exchange would refuse
+    the order. Each is one number for every symbol, or a per-symbol dict (symbols it does not name get
+    `default_min_notional`, and no amount minimum). Exits (closes, stops, take-profits, liquidations) are never
+    held back: Binance exempts reduce-only orders, and the simulator always closes whole positions.
     """
 
     fill: FillMode = "next_open"
     initial_cash: float = Field(10_000.0, gt=0)
     maintenance_margin_rate: float = Field(0.005, ge=0, lt=1)
+    min_notional: Minimum = Field(
+        default_factory=lambda: dict(BINANCE_PERP_MIN_NOTIONAL),
+        description=(
+            "smallest entry notional in USDT, one number or per symbol. Default: Binance USDⓈ-M perpetual "
+            "MIN_NOTIONAL (BTC/USDT 100, ETH/USDT 20; `default_min_notional` for other symbols), the market the "
+            "engine simulates. Entries sized as a fraction of a 10k account are thousands of USDT, so ordinary "
+            "backtests do not meet it; what it stops is an entry clamped to the last cents (or 1e-12 USDT) of free "
+            "margin, a dust position no exchange would fill that then blocks every later entry on the symbol. "
+            "0 disables it"
+        ),
+    )
+    default_min_notional: float = Field(
+        DEFAULT_MIN_NOTIONAL,
+        ge=0,
+        allow_inf_nan=False,
+        description="USDT minimum for symbols a `min_notional` dict does not name (Binance's usual 5 USDT)",
+    )
+    min_amount: Minimum = Field(
+        default_factory=lambda: dict(BINANCE_PERP_MIN_AMOUNT),
+        description=(
+            "smallest entry quantity in the base asset, one number or per symbol (symbols a dict does not name: "
+            "none). Default: Binance USDⓈ-M perpetual LOT_SIZE minQty (0.001 BTC, 0.001 ETH); quantities are not "
+            "rounded to the exchange's step"
+        ),
+    )
+
+    @field_validator("min_notional", "min_amount")
+    @classmethod
+    def _non_negative(cls, value: Minimum) -> Minimum:
+        values = value.values() if isinstance(value, dict) else [value]
+        for v in values:
+            if not (v >= 0 and v != float("inf")):  # also refuses NaN
+                raise ValueError(f"minimums must be finite numbers >= 0, got {v}")
+        return value
+
+    def min_notional_for(self, symbol: str) -> float:
+        """The USDT minimum of an entry's notional on `symbol`."""
+        return _minimum_for(self.min_notional, symbol, self.default_min_notional)
+
+    def min_amount_for(self, symbol: str) -> float:
+        """The minimum of an entry's quantity on `symbol` (0: none)."""
+        return _minimum_for(self.min_amount, symbol, 0.0)
 
 
 class RiskLimits(_Frozen):

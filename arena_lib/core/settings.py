@@ -17,10 +17,12 @@ owners read them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -268,3 +270,18 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
     except ValidationError as exc:
         source = "environment" if env is None else "settings mapping"
         raise ConfigError.invalid(source, "settings", problems_from_validation(exc, Settings)) from None
+
+
+def env_secret(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """A secret from the variable `name`: in `env` (default: os.environ), then in `./.env`; None when unset.
+
+    The .env file is only read (python-dotenv's `dotenv_values`), never loaded into os.environ, so keys do not
+    leak to child processes. LLM API keys and exchange keys are both read this way.
+    """
+    source = os.environ if env is None else env
+    value = source.get(name)
+    if not value:
+        dotenv_file = Path.cwd() / ".env"
+        if dotenv_file.is_file():
+            value = dotenv_values(dotenv_file).get(name)
+    return value.strip() if value and value.strip() else None

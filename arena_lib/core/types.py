@@ -145,6 +145,8 @@ class Fill:
     note: str = ""
     margin: float = 0.0  # isolated margin posted (entry) or released (exit, liquidation), so cash reconciles
     leverage: float = 1.0
+    source: str = "engine"  # engine (the simulator) | order | exchange | manual | recovered (see execution.fills)
+    trade_id: str = ""  # the exchange's trade id (live fills); one order may fill in several trades
 
 
 @dataclass(frozen=True, slots=True)

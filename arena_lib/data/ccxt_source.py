@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -276,3 +277,49 @@ class OhlcvCache:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+# -- exchange minimums ----------------------------------------------------------------------------------------------
+def _market_for(markets: Mapping[str, Any], symbol: str) -> Any:
+    """The ccxt market of a config symbol: its linear perpetual (``BTC/USDT`` -> ``BTC/USDT:USDT``, the market the
+    engine simulates) when loaded, else the market of that exact name (a spot pair, or a symbol given with its
+    settle currency); None when neither is loaded."""
+    if ":" not in symbol and "/" in symbol:
+        perp = f"{symbol}:{symbol.split('/', 1)[1]}"
+        if perp in markets:
+            return markets[perp]
+    return markets.get(symbol)
+
+
+def _market_minimums(markets: Mapping[str, Any], symbols: Iterable[str], limit: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for symbol in symbols:
+        market = _market_for(markets, symbol)
+        try:
+            value = market["limits"][limit]["min"]
+        except (KeyError, TypeError):
+            continue
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(number) and number >= 0:
+            out[symbol] = number
+    return out
+
+
+def min_notional_from_markets(markets: Mapping[str, Any], symbols: Iterable[str]) -> dict[str, float]:
+    """Each symbol's minimum order notional (``market['limits']['cost']['min']``, quote currency) from ccxt's loaded
+    `markets` (``exchange.load_markets()``), keyed by the symbols as given: the shape of
+    `ExecutionConfig.min_notional`. A symbol's linear perpetual is preferred to its spot pair (see `_market_for`);
+    symbols with no market or no published minimum are left out, so the config's `default_min_notional` applies.
+    On Binance USDⓈ-M, ccxt fills ``cost.min`` from the MIN_NOTIONAL filter (``notional``)."""
+    return _market_minimums(markets, symbols, "cost")
+
+
+def min_amount_from_markets(markets: Mapping[str, Any], symbols: Iterable[str]) -> dict[str, float]:
+    """Each symbol's minimum order quantity (``market['limits']['amount']['min']``, base asset) from ccxt's loaded
+    `markets`, keyed by the symbols as given: the shape of `ExecutionConfig.min_amount`. Symbols with no market or
+    no published minimum are left out (no amount minimum). On Binance, ccxt fills ``amount.min`` from LOT_SIZE
+    ``minQty``."""
+    return _market_minimums(markets, symbols, "amount")

@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from arena_lib.data.ccxt_source import OhlcvCache, symbol_key, to_epoch_ms, with_retries
+from arena_lib.data.ccxt_source import (
+    OhlcvCache,
+    api_urls_for_host,
+    make_exchange,
+    symbol_key,
+    to_epoch_ms,
+    with_retries,
+)
 from arena_lib.data.errors import DataNotFoundError
 from arena_lib.data.loader import load_funding
 from arena_lib.data.quality import DUPLICATE, NAN, OUT_OF_ORDER, QualityIssue, QualityReport
@@ -249,3 +256,72 @@ class FundingCache:
             parts.append(fetch_funding_history(exchange, symbol, since_ms, until, now_ms=now, **fetch_options))
         new = pd.concat([p for p in parts if len(p)]) if any(len(p) for p in parts) else empty_funding()
         return self.merge(exchange.id, symbol, new, context=f"{exchange.id} {perp_symbol(symbol)} funding cache update")
+
+
+# -- the linear-swap client of an exchange (paper trading's funding and mark prices) ------------------------------
+LINEAR_SWAP_IDS: dict[str, str] = {
+    "binance": "binanceusdm",
+    "binanceusdm": "binanceusdm",
+    "kucoin": "kucoinfutures",
+    "kucoinfutures": "kucoinfutures",
+    "kraken": "krakenfutures",
+    "krakenfutures": "krakenfutures",
+}
+"""Exchanges whose USDⓈ-margined (linear) perpetuals live in a separate ccxt class. Others serve their swaps from
+the same class (``defaultType: swap``) when ccxt lists swap markets and funding history for them."""
+PERP_OPTIONS: dict[str, dict[str, Any]] = {
+    "binanceusdm": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}},
+}
+"""ccxt options of the linear-swap client (Binance USDⓈ-M: load /fapi markets only); default ``defaultType: swap``."""
+
+
+class FundingUnavailableError(LookupError):
+    """The exchange has no linear perpetual funding in ccxt (or not for this symbol); the message says why."""
+
+
+def linear_swap_exchange_id(exchange_id: str) -> str | None:
+    """The ccxt id of ``exchange_id``'s linear-swap (USDⓈ-M) client, or None when ccxt has none with funding history.
+
+    ``binance`` -> ``binanceusdm``; an exchange that lists swaps in its own class (``bybit``, ``okx``) maps to itself.
+    """
+    import ccxt
+
+    swap_id = LINEAR_SWAP_IDS.get(exchange_id, exchange_id)
+    if swap_id not in ccxt.exchanges:
+        return None
+    has = getattr(ccxt, swap_id)().has  # an instance: ccxt merges the capabilities of its base classes
+    return swap_id if has.get("swap") and has.get("fetchFundingRateHistory") else None
+
+
+def make_perp_exchange(exchange_id: str, exchange_url: str | None = None, **options: Any) -> Exchange:
+    """The ccxt client of ``exchange_id``'s linear perpetuals (``binanceusdm`` for ``binance``), swap markets only.
+
+    ``exchange_url`` redirects its REST hosts (paths kept), as for candles. Raises ``FundingUnavailableError`` when
+    ccxt has no linear-swap client with funding history for the exchange.
+    """
+    swap_id = linear_swap_exchange_id(exchange_id)
+    if swap_id is None:
+        raise FundingUnavailableError(
+            f"ccxt has no linear-swap (USDⓈ-M) client with funding history for exchange {exchange_id!r}"
+        )
+    urls = api_urls_for_host(swap_id, exchange_url) if exchange_url else None
+    settings = {**PERP_OPTIONS.get(swap_id, {"defaultType": "swap"}), **options.pop("options", {})}
+    return make_exchange(swap_id, urls, options=settings, **options)
+
+
+def fetch_mark_reading(
+    exchange: Exchange,
+    symbol: str,
+    max_retries: int = 5,
+    backoff_s: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """The perpetual's current mark price and funding (``fetchFundingRate``: Binance ``/fapi/v1/premiumIndex``).
+
+    Returns ccxt's funding-rate structure (``markPrice``, ``indexPrice``, ``fundingRate`` = the exchange's current
+    rate, ``fundingTimestamp`` = the next settlement, ``timestamp`` = when the exchange took the reading).
+    """
+    perp = perp_symbol(symbol)
+    request = functools.partial(exchange.fetch_funding_rate, perp)
+    reading: dict[str, Any] = with_retries(request, f"{exchange.id} {perp} mark price", max_retries, backoff_s, sleep)
+    return reading

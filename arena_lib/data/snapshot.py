@@ -149,6 +149,11 @@ class MarketSnapshot:
         _, rates = self._tape.funding_history(self._j(symbol), self.timestamp_ns)
         return float(rates[-1]) if len(rates) else float("nan")
 
+    def mark_price(self, symbol: str) -> float:
+        """The perpetual's latest mark price read at or before now (NaN when the feed provides none, e.g. replays)."""
+        reading = self._tape.mark_price(self._j(symbol), self.timestamp_ns)
+        return float("nan") if reading is None else reading[1]
+
     def funding_history(self, symbol: str) -> pd.Series:
         """Every funding rate of `symbol` settled at or before now, indexed by settlement time (UTC)."""
         times, rates = self._tape.funding_history(self._j(symbol), self.timestamp_ns)

@@ -44,15 +44,26 @@ class FundingEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A perpetual's mark price for `symbol`, as the exchange reported it at `time_ns` (epoch ns UTC)."""
+
+    symbol: str
+    time_ns: int
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
 class BarRow:
     """The bars that closed together: their open time and, per symbol in the tape's order, OHLCV or None.
 
-    `funding` holds the funding events that settled by this row's close and were not in an earlier row.
+    `funding` holds the funding events that settled by this row's close and were not in an earlier row; `marks`
+    the mark-price readings taken by this row's close (a live feed's; the tape refuses one taken after it).
     """
 
     time_ns: int
     bars: Sequence[Bar | None]
     funding: Sequence[FundingEvent] = field(default_factory=tuple)
+    marks: Sequence[MarkPrice] = field(default_factory=tuple)
 
 
 class MarketTape:
@@ -69,6 +80,8 @@ class MarketTape:
         "_has",
         "_index",
         "_last_t",
+        "_mark_prices",
+        "_mark_times",
         "_n_pending",
         "_pending",
         "_times",
@@ -99,6 +112,8 @@ class MarketTape:
         self._fund_rates: list[list[float]] = [[] for _ in range(m)]
         self._pending: list[list[tuple[int, float]]] = [[] for _ in range(m)]
         self._due: list[tuple[int, float]] | None = None
+        self._mark_times: list[list[int]] = [[] for _ in range(m)]
+        self._mark_prices: list[list[float]] = [[] for _ in range(m)]
         self._n_pending = 0  # funding events observed and not yet charged
         self._unseen = m  # symbols that have had no bar yet
         self.last_close_ns = 0  # close of the newest row (epoch ns): when a decision on it is made
@@ -121,7 +136,10 @@ class MarketTape:
                 )
             values[j] = (bar.open, bar.high, bar.low, bar.close, bar.volume)
             present[j] = True
-        return self.append_aligned(row.time_ns, values, present, row.funding)
+        n = self.append_aligned(row.time_ns, values, present, row.funding)
+        if row.marks:
+            self._observe_marks(row.marks)
+        return n
 
     def append_aligned(
         self,
@@ -188,6 +206,31 @@ class MarketTape:
             self._fund_rates[j].append(float(e.rate))
             self._pending[j].append((int(e.time_ns), float(e.rate)))
             self._n_pending += 1
+
+    def _observe_marks(self, marks: Sequence[MarkPrice]) -> None:
+        """Mark-price readings of the newest row: each taken by its close (point in time), after the symbol's last."""
+        for mk in marks:
+            j = self._index.get(mk.symbol)
+            if j is None:
+                raise FeedError(f"mark price for unknown symbol {mk.symbol!r} at {_ts(mk.time_ns)}")
+            if mk.time_ns > self.last_close_ns:
+                raise FeedError(
+                    f"{mk.symbol} mark price taken at {_ts(mk.time_ns)} is after the close of the row it comes with "
+                    f"({_ts(self.last_close_ns)}): it would leak"
+                )
+            times = self._mark_times[j]
+            if times and mk.time_ns <= times[-1]:
+                raise FeedError(
+                    f"{mk.symbol} mark price at {_ts(mk.time_ns)} is not after the last at {_ts(times[-1])}"
+                )
+            times.append(int(mk.time_ns))
+            self._mark_prices[j].append(float(mk.price))
+
+    def mark_price(self, j: int, until_ns: int) -> tuple[int, float] | None:
+        """Symbol `j`'s latest mark-price reading taken at or before `until_ns`: (time, price), or None."""
+        times = self._mark_times[j]
+        k = int(np.searchsorted(np.asarray(times, dtype=np.int64), until_ns, side="right")) if times else 0
+        return (times[k - 1], self._mark_prices[j][k - 1]) if k else None
 
     def _settle_due(self, t: int, present: np.ndarray | None) -> list[tuple[int, float]] | None:
         """Funding charged at this row's open: per symbol with a bar now, the pending events settled by its open."""

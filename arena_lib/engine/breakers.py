@@ -258,6 +258,16 @@ class BreakerBook:
                 w.anchor_round, w.anchor_equity = round_no, w.last
         return self._changes(before, by)
 
+    def halt(self, agent: str, breaker: str, reason: str, *, round_no: int, ts_ns: int) -> list[BreakerChange]:
+        """Halt one account for a cause outside the equity breakers (a reconciliation difference on a live
+        account); sticky until an operator resets it. A halt already in force for the same cause changes nothing."""
+        w = self._scope(agent)
+        if breaker in w.trips:
+            return []
+        before = {agent: self.status(agent)}
+        w.trips[breaker] = Trip(HALTED, breaker, reason, ts_ns, round_no)
+        return self._changes(before, ENGINE)
+
     def adopt(self, rows: Iterable[BreakerRecord], round_no: int) -> list[BreakerChange]:
         """Take over states an operator wrote while this book ran (a reset from another process).
 

@@ -15,9 +15,9 @@ Symbols are always processed in the feed's symbol order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from arena_lib.core.config import BacktestConfig
 from arena_lib.core.types import Action, Fill, FillKind, Order, OrderSide, Position
@@ -52,7 +52,8 @@ def exit_order_id(account_id: str, t: int, symbol: str, kind: FillKind) -> str:
 
 @dataclass
 class FillRejection:
-    """An approved order the broker could not fill (no capacity left at fill time)."""
+    """An approved order the broker could not fill (no capacity left at fill time, or below the exchange's
+    minimum order size)."""
 
     order_id: str
     symbol: str
@@ -70,6 +71,7 @@ class Broker(Protocol):
 
     account_id: str
     rejections: list[FillRejection]  # approved orders that could not be filled, with the reason
+    fault: str | None  # set by `settle` when the account cannot go on (a live ledger the exchange contradicts)
 
     def settle(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
         """The bar events before a decision on `tape`'s newest row: funding, queued orders, intrabar exits."""
@@ -91,6 +93,18 @@ class Broker(Protocol):
         """Take back the pending orders a committed ledger recorded."""
         ...
 
+    def state(self) -> dict[str, Any]:
+        """What the broker must remember across a restart besides pending orders (JSON), committed with each bar."""
+        ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take back what `state` returned at the last committed bar."""
+        ...
+
+    def flatten(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        """The kill switch: drop pending orders and exits, and close every position at the newest row's close."""
+        ...
+
 
 @dataclass
 class SimBroker:
@@ -101,6 +115,7 @@ class SimBroker:
     account_id: str = "account"  # run/agent: prefixes the ids of engine-made exits
     pending: dict[int, Order] = field(default_factory=dict)
     rejections: list[FillRejection] = field(default_factory=list)
+    fault: str | None = None  # the simulator's ledger is its own truth: never set
 
     def __post_init__(self) -> None:
         c = self.config
@@ -112,6 +127,9 @@ class SimBroker:
         self._at_close = c.execution.fill == "close"
         self._symbols = tuple(self.symbols)
         self._index = {s: j for j, s in enumerate(self._symbols)}
+        # the exchange's entry minimums, per symbol index (what the kernel gets as arrays)
+        self._min_notional = tuple(c.execution.min_notional_for(s) for s in self._symbols)
+        self._min_amount = tuple(c.execution.min_amount_for(s) for s in self._symbols)
 
     # -- the Broker protocol --------------------------------------------------------------------------------------
     def settle(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
@@ -141,6 +159,21 @@ class SimBroker:
 
     def restore(self, pending: Sequence[Order]) -> None:
         self.pending = {self._index[o.symbol]: o for o in pending}
+
+    def state(self) -> dict[str, Any]:
+        return {}  # everything the simulator needs is the portfolio and the pending orders
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        return None
+
+    def flatten(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        self.pending.clear()
+        marks = tape.close_marks()
+        t = tape.last_close_ns
+        for sym in [s for s in self._symbols if s in pf.positions]:
+            order = Order(exit_order_id(self.account_id, t, sym, FillKind.EXIT), sym, Action.CLOSE, t)
+            pf = self.execute(order, self._index[sym], marks[self._index[sym]], t, pf, marks, fills)
+        return pf
 
     # -- bar events -----------------------------------------------------------------------------------------------
     def settle_funding(self, tape: MarketTape, pf: Portfolio, rows: list[tuple[int, float]]) -> Portfolio:
@@ -270,13 +303,15 @@ class SimBroker:
         lim = self._limits
         eq = equity(pf, self._symbols, marks)
         gross = gross_notional(pf, self._symbols, marks, exclude=sym)
-        args = (lim.max_position_notional, lim.max_gross_exposure, lim.min_free_margin)
+        min_notional, min_amount = self._min_notional[j], self._min_amount[j]
+        args = (lim.max_position_notional, lim.max_gross_exposure, lim.min_free_margin, min_notional, min_amount)
         qty0, _ = rules.entry_size(order.fraction, eq, pf.cash, price, order.leverage, self._fee, gross, *args)
         slip = rules.slippage_fraction(self._bps, self._impact, qty0, order.reference_volume)
         px = rules.market_fill_price(price, direction, slip)
         qty, flags = rules.entry_size(order.fraction, eq, pf.cash, px, order.leverage, self._fee, gross, *args)
         if qty <= 0.0:
-            self.rejections.append(FillRejection(order.order_id, sym, t, rules.describe_caps(flags)))
+            reason = rules.describe_caps(flags, min_notional, min_amount)
+            self.rejections.append(FillRejection(order.order_id, sym, t, reason))
             return pf
         fee = qty * px * self._fee
         position = Position(

@@ -52,6 +52,7 @@ _NO_TURNS: dict[str, AccountTurn] = {}  # never written: the turns of a bar nobo
 # attempts, error), which the ledger and the leaderboard's invalid-output rate need. The driver's own bound is a
 # backstop for agents that ignore the deadline; without this grace it fired first and the call went unrecorded.
 DEADLINE_GRACE_S = 0.5
+BROKER_FAULT = "reconciliation"  # the breaker name under which a broker's fault halts its account
 
 
 @dataclass(frozen=True)
@@ -218,9 +219,14 @@ class Driver:
             self.started_at_ns = t_close
         snapshot = MarketSnapshot.of(tape)
         self._marks = None
+        faults: list[BreakerChange] = []
         for acc in self.accounts:
             if acc.portfolio.positions or acc.broker.has_pending():
                 self._settle(acc)
+                if acc.broker.fault is not None and self.breakers is not None:
+                    faults += self.breakers.halt(
+                        acc.name, BROKER_FAULT, acc.broker.fault, round_no=round_no, ts_ns=t_close
+                    )
         turns = self._decide(snapshot, round_no) if decide else _NO_TURNS
         for acc in self.accounts:
             if acc.fills or acc.portfolio.positions or self._async:
@@ -228,9 +234,9 @@ class Driver:
             else:  # flat all bar: its equity is its cash
                 acc.equity = acc.portfolio.cash
                 acc.exposure = 0.0
-        changes: list[BreakerChange] = []
+        changes: list[BreakerChange] = faults
         if self.breakers is not None:
-            changes = self.breakers.observe(round_no, t_close, [acc.equity for acc in self.accounts])
+            changes = [*faults, *self.breakers.observe(round_no, t_close, [acc.equity for acc in self.accounts])]
         record = None
         if records:
             record = BarRecord(round_no, t_close, snapshot, decide, turns, changes, wall0)
@@ -242,6 +248,32 @@ class Driver:
                 acc.fills.clear()
             if acc.verdicts:
                 acc.verdicts.clear()
+        return record
+
+    def flatten(self, round_no: int) -> BarRecord | None:
+        """The kill switch's flatten, as a round of its own at the newest row's close: every broker cancels what it
+        has pending or resting and closes every position. Returns the record (None when nothing was open)."""
+        if not any(acc.portfolio.positions or acc.broker.has_pending() for acc in self.accounts):
+            return None
+        wall0, t0 = time.time_ns(), time.perf_counter()
+        for acc in self.accounts:
+            try:
+                acc.portfolio = acc.broker.flatten(self.tape, acc.portfolio, acc.fills)
+            except Exception as exc:
+                raise BrokerError(
+                    f"broker {type(acc.broker).__name__} of {acc.name!r} failed flattening: {exc}"
+                ) from exc
+        if not any(acc.fills for acc in self.accounts):
+            return None
+        self._marks = None
+        for acc in self.accounts:
+            self._close_bar(acc)
+        record = BarRecord(round_no, self.tape.last_close_ns, MarketSnapshot.of(self.tape), False, {}, [], wall0)
+        record.wall_s = time.perf_counter() - t0
+        if self.ledger is not None:
+            self.ledger.record(self, record)
+        for acc in self.accounts:
+            acc.fills.clear()
         return record
 
     def marks(self) -> list[float]:

@@ -140,9 +140,12 @@ def simulate(
     min_free: float,
     allow_reversal: bool,
     fill_at_close: bool,
+    min_notional: np.ndarray,
+    min_amount: np.ndarray,
 ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray, np.ndarray]:
     """Simulate one account.
 
+    `min_notional` and `min_amount` are the exchange's entry minimums, one per symbol (`entry_minimums`).
     Returns (event records, their count, equity per bar, gross exposure per bar, final state); `split_events`
     sorts the events into fills, verdicts and fill-time rejections. The final state's rows are quantity, entry,
     margin, leverage, liquidation, stop, take-profit and funding, one column per symbol.
@@ -216,6 +219,8 @@ def simulate(
                     state,
                     marks,
                     prm,
+                    min_notional,
+                    min_amount,
                 )
                 if refused:
                     buf = _record(
@@ -311,6 +316,8 @@ def simulate(
                     state,
                     marks,
                     prm,
+                    min_notional,
+                    min_amount,
                 )
                 if refused:
                     buf = _record(buf, k, i, j, direction, 0.0, price, 0.0, KIND_REJECTED, 0, 0, refused, 1.0, i)
@@ -352,12 +359,15 @@ def _execute(
     state: np.ndarray,
     marks: np.ndarray,
     prm: np.ndarray,
+    min_notional: np.ndarray,
+    min_amount: np.ndarray,
 ) -> tuple[np.ndarray, int, float, int]:
     """Mirror of `SimBroker.execute`: close what the order closes or reverses, then enter.
 
-    Returns the fill buffer, its count, the cash, and the fill-time cap flags when the entry found no capacity
-    (0 otherwise). `state` holds the open positions (rows as in `simulate`); `prm` the costs and limits
-    (fee rate, slippage bps, impact, maintenance margin rate, max position, max gross, min free margin).
+    Returns the fill buffer, its count, the cash, and the fill-time cap flags when the entry found no capacity or
+    fell below the exchange's minimums (0 otherwise). `state` holds the open positions (rows as in `simulate`);
+    `prm` the costs and limits (fee rate, slippage bps, impact, maintenance margin rate, max position, max gross,
+    min free margin); `min_notional` / `min_amount` the per-symbol minimums.
     """
     qty, entry, margin, lev, liq = state[0], state[1], state[2], state[3], state[4]
     stop, tp, fund_acc = state[5], state[6], state[7]
@@ -383,10 +393,11 @@ def _execute(
     for c in range(qty.shape[0]):
         if qty[c] != 0.0 and c != j:
             gross += abs(qty[c]) * marks[c]
-    q0, _ = rules.entry_size(frac, eq, cash, price, lev_o, fee_rate, gross, max_pos, max_gross, min_free)
+    min_n, min_a = min_notional[j], min_amount[j]
+    q0, _ = rules.entry_size(frac, eq, cash, price, lev_o, fee_rate, gross, max_pos, max_gross, min_free, min_n, min_a)
     slip = rules.slippage_fraction(slip_bps, impact, q0, vol)
     px = rules.market_fill_price(price, direction, slip)
-    q, flags = rules.entry_size(frac, eq, cash, px, lev_o, fee_rate, gross, max_pos, max_gross, min_free)
+    q, flags = rules.entry_size(frac, eq, cash, px, lev_o, fee_rate, gross, max_pos, max_gross, min_free, min_n, min_a)
     if q <= 0.0:
         return buf, k, cash, flags
     fee = q * px * fee_rate
@@ -404,10 +415,20 @@ def _execute(
     return buf, k + 1, cash, 0
 
 
+def entry_minimums(config: BacktestConfig, symbols: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The exchange's entry minimums (notional, amount) as arrays indexed like `symbols`, as `simulate` takes them;
+    the values `SimBroker` uses for the same symbols."""
+    ex = config.execution
+    notional = np.array([ex.min_notional_for(s) for s in symbols], dtype=np.float64)
+    amount = np.array([ex.min_amount_for(s) for s in symbols], dtype=np.float64)
+    return notional, amount
+
+
 def simulate_args(market: MarketData, sig: BatchSignals, config: BacktestConfig) -> tuple[Any, ...]:
     """The positional arguments of `simulate` for `sig` on `market` under `config`."""
     nan = np.full(market.close.shape, np.nan)
     c, ex, risk = config.costs, config.execution, config.risk
+    min_notional, min_amount = entry_minimums(config, tuple(market.symbols))
     return (
         market.open,
         market.high,
@@ -431,6 +452,8 @@ def simulate_args(market: MarketData, sig: BatchSignals, config: BacktestConfig)
         risk.min_free_margin,
         risk.allow_reversal,
         ex.fill == "close",
+        min_notional,
+        min_amount,
     )
 
 
@@ -459,7 +482,7 @@ def run_batch(
         exposure=equity_series(gross, close_times, "gross_exposure"),
         initial_cash=config.execution.initial_cash,
         verdicts=_verdicts(verdict_rec, market, sig, agent.name, config.risk.max_leverage),
-        fill_rejections=_fill_rejections(rejection_rec, market, run_id, agent.name),
+        fill_rejections=_fill_rejections(rejection_rec, market, run_id, agent.name, config),
         meta={
             "path": "batch",
             "run_id": run_id,
@@ -514,15 +537,20 @@ def _verdicts(
     return out
 
 
-def _fill_rejections(rec: np.ndarray, market: MarketData, run_id: str, agent: str) -> list[FillRejection]:
+def _fill_rejections(
+    rec: np.ndarray, market: MarketData, run_id: str, agent: str, config: BacktestConfig
+) -> list[FillRejection]:
     """Kernel fill-time rejection records as the step loop's `FillRejection`s (same ids, times and reasons)."""
     out: list[FillRejection] = []
     symbols, times, bar_ns = market.symbols, market.times, market.bar_ns
+    min_notional, min_amount = entry_minimums(config, tuple(symbols))
     for bar, sym, at_close, origin, flags in rec[:, [F_BAR, F_SYM, F_AT_CLOSE, F_ORIGIN, F_FLAGS]].tolist():
-        s = symbols[int(sym)]
+        j = int(sym)
+        s = symbols[j]
         oid = order_id(run_id, agent, int(times[int(origin)]) + bar_ns, s)
         t = int(times[int(bar)]) + (bar_ns if at_close > 0 else 0)
-        out.append(FillRejection(oid, s, t, rules.describe_caps(int(flags))))
+        reason = rules.describe_caps(int(flags), float(min_notional[j]), float(min_amount[j]))
+        out.append(FillRejection(oid, s, t, reason))
     return out
 
 

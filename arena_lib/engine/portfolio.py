@@ -113,3 +113,71 @@ def apply_funding(pf: Portfolio, symbol: str, payment: float, maintenance_margin
     positions = dict(pf.positions)
     positions[symbol] = replace(pos, margin=margin, liquidation_price=liq, funding_paid=pos.funding_paid + payment)
     return replace(pf, positions=positions, funding_paid=pf.funding_paid + payment)
+
+
+def add_to_position(
+    pf: Portfolio, symbol: str, quantity: float, price: float, fee: float, maintenance_margin_rate: float
+) -> Portfolio:
+    """Grow an open position by `quantity` (signed like the position) at `price`: the entry price becomes the
+    quantity-weighted average (as exchanges report it) and the added notional posts margin at the position's
+    leverage. A live account needs it when the exchange fills more than one order into a position (a partial
+    entry completed later, or a manual trade); the simulator never pyramids."""
+    pos = pf.positions[symbol]
+    if quantity * pos.quantity <= 0:
+        raise ValueError(f"{symbol}: adding {quantity} to a position of {pos.quantity} does not grow it")
+    total = pos.quantity + quantity
+    entry = (pos.quantity * pos.entry_price + quantity * price) / total
+    added_margin = abs(quantity) * price / pos.leverage
+    margin = pos.margin + added_margin
+    positions = dict(pf.positions)
+    positions[symbol] = replace(
+        pos,
+        quantity=total,
+        entry_price=entry,
+        margin=margin,
+        entry_fee=pos.entry_fee + fee,
+        liquidation_price=margin_liquidation_price(entry, total, margin, maintenance_margin_rate),
+    )
+    return replace(pf, cash=pf.cash - added_margin - fee, positions=positions, fees_paid=pf.fees_paid + fee)
+
+
+def reduce_position(
+    pf: Portfolio, symbol: str, quantity: float, price: float, fee: float, maintenance_margin_rate: float
+) -> tuple[Portfolio, float]:
+    """Close `quantity` (> 0, less than the whole) of an open position at `price`; the rest stays open.
+
+    The closed share releases its share of the margin; returns the new state and the price PnL of the closed part.
+    A partial fill of a closing order on an exchange is the case the simulator never meets.
+    """
+    pos = pf.positions[symbol]
+    size = abs(pos.quantity)
+    if not 0.0 < quantity < size:
+        raise ValueError(f"{symbol}: reduce by {quantity} must be between 0 and the position's {size}")
+    share = quantity / size
+    pnl = pos.direction * quantity * (price - pos.entry_price)
+    released = pos.margin * share
+    positions = dict(pf.positions)
+    rest = pos.quantity - pos.direction * quantity
+    margin = pos.margin - released
+    positions[symbol] = replace(
+        pos,
+        quantity=rest,
+        margin=margin,
+        entry_fee=pos.entry_fee * (1.0 - share),
+        funding_paid=pos.funding_paid * (1.0 - share),
+        liquidation_price=margin_liquidation_price(pos.entry_price, rest, margin, maintenance_margin_rate),
+    )
+    new = replace(
+        pf,
+        cash=pf.cash + released + pnl - fee,
+        positions=positions,
+        realized_pnl=pf.realized_pnl + pnl,
+        fees_paid=pf.fees_paid + fee,
+    )
+    return new, pnl
+
+
+def charge_cash(pf: Portfolio, payment: float) -> Portfolio:
+    """Funding charged (payment > 0) or credited to the account's cash: an exchange settled it on a position that
+    closed in the same instant, so no open position's margin can carry it."""
+    return replace(pf, cash=pf.cash - payment, funding_paid=pf.funding_paid + payment)

@@ -8,7 +8,8 @@ between the two paths an identity rather than a tolerance. `review_decision` is 
 Conventions (documented in docs/engine.md):
 - A trade's `side` is +1 for a buy and -1 for a sell. Slippage moves the fill price against the trader.
 - Entries are sized from a fraction of equity: the margin plus the entry fee equals `fraction * equity`, so
-  ``notional = fraction * equity / (1 / leverage + fee_rate)``.
+  ``notional = fraction * equity / (1 / leverage + fee_rate)``. An entry below the exchange's minimum notional or
+  quantity after the caps is not filled (`CAP_BELOW_MIN_NOTIONAL`, `CAP_BELOW_MIN_AMOUNT`).
 - Isolated margin: a position's margin is ``notional / leverage``; funding is paid from (or credited to) that
   margin, which moves the liquidation price, so an account never loses more than its margins. A position is
   liquidated when its loss reaches ``margin - maintenance`` (also when the bar opens beyond that price, whatever
@@ -29,6 +30,9 @@ CAP_POSITION_NOTIONAL = 1
 CAP_GROSS_EXPOSURE = 2
 CAP_FREE_MARGIN = 4
 CAP_NO_CAPACITY = 8
+CAP_BELOW_MIN_NOTIONAL = 16  # the capped entry is smaller than the exchange's minimum order notional: not filled
+CAP_BELOW_MIN_AMOUNT = 32  # its quantity is smaller than the exchange's minimum order amount: not filled
+CAP_BELOW_MINIMUM = CAP_BELOW_MIN_NOTIONAL | CAP_BELOW_MIN_AMOUNT  # either (a mask)
 
 # Slippage is capped so that no fill price can reach zero, whatever the impact model says.
 MAX_SLIPPAGE = 0.5
@@ -38,6 +42,8 @@ CAP_REASONS = {
     CAP_GROSS_EXPOSURE: "clamped to max gross exposure",
     CAP_FREE_MARGIN: "clamped to free margin",
     CAP_NO_CAPACITY: "rejected at fill: no capacity left (free margin or exposure limits)",
+    CAP_BELOW_MIN_NOTIONAL: "rejected at fill: below the minimum order notional",
+    CAP_BELOW_MIN_AMOUNT: "rejected at fill: below the minimum order amount",
 }
 
 # Exit kinds (shared with the kernel; FillKind in types.py names them).
@@ -47,9 +53,19 @@ EXIT_TAKE_PROFIT = 2
 EXIT_LIQUIDATION = 3
 
 
-def describe_caps(flags: int) -> str:
-    """Human-readable reasons for a fill-time clamp bitmask."""
-    return "; ".join(text for bit, text in CAP_REASONS.items() if flags & bit)
+def describe_caps(flags: int, min_notional: float | None = None, min_amount: float | None = None) -> str:
+    """Human-readable reasons for a fill-time clamp bitmask; the minimums, when given, are quoted in their reason
+    ("rejected at fill: below the minimum order notional of 20 USDT")."""
+    texts = []
+    for bit, text in CAP_REASONS.items():
+        if not flags & bit:
+            continue
+        if bit == CAP_BELOW_MIN_NOTIONAL and min_notional is not None:
+            text = f"{text} of {min_notional:g} USDT"
+        elif bit == CAP_BELOW_MIN_AMOUNT and min_amount is not None:
+            text = f"{text} of {min_amount:g}"
+        texts.append(text)
+    return "; ".join(texts)
 
 
 @njit(cache=True)
@@ -82,11 +98,16 @@ def entry_size(
     max_position_notional: float,
     max_gross_exposure: float,
     min_free_margin: float,
+    min_notional: float,
+    min_amount: float,
 ) -> tuple[float, int]:
     """Quantity for an entry at `price`, after the fill-time risk caps; returns (quantity, cap flags).
 
     The caps are multiples of equity: position notional, gross exposure (with `gross_other`, the notional of the
-    other open positions), and the free cash left after margin and fee.
+    other open positions), and the free cash left after margin and fee. What the caps leave must meet the
+    exchange's minimums, `min_notional` (quote currency) and `min_amount` (base asset), as an exchange checks an
+    order: an entry below either sizes nothing, with `CAP_BELOW_MIN_NOTIONAL` / `CAP_BELOW_MIN_AMOUNT` (one at
+    the minimum fills). 0 disables a minimum.
     """
     flags = 0
     if not (fraction > 0.0 and equity > 0.0 and price > 0.0 and leverage > 0.0 and fee_rate >= 0.0):
@@ -107,7 +128,12 @@ def entry_size(
         flags |= CAP_FREE_MARGIN
     if notional <= 0.0:
         return 0.0, flags | CAP_NO_CAPACITY
-    return notional / price, flags
+    if notional < min_notional:
+        return 0.0, flags | CAP_BELOW_MIN_NOTIONAL
+    quantity = notional / price
+    if quantity < min_amount:
+        return 0.0, flags | CAP_BELOW_MIN_AMOUNT
+    return quantity, flags
 
 
 @njit(cache=True)

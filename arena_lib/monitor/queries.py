@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.engine import Connection
 
+from arena_lib.arena import schema as t
 from arena_lib.arena.store import ArenaStore
 from arena_lib.data.resample import TimeLike
 from arena_lib.monitor.store import (
@@ -66,6 +67,7 @@ __all__ = [
     "round_detail",
     "run_agents",
     "trades",
+    "twin_gap",
 ]
 
 # Each frame's columns in order, "name:dtype" ("utc": epoch ns to UTC Timestamps; no dtype: as the database
@@ -84,8 +86,13 @@ _POSITION_SCHEMA = parse_schema(
 )
 _TRADE_SCHEMA = parse_schema(
     "ts:utc agent symbol side kind quantity:float64 price:float64 fee:float64 realized_pnl:float64 "
-    "leverage:float64 note round_no:int64"
+    "leverage:float64 note round_no:int64 reference_price:float64 slippage_bps:float64"
 )
+_TWIN_SCHEMA = parse_schema(
+    "agent real_equity:float64 twin_equity:float64 gap:float64 fees:float64 slippage:float64 funding:float64 "
+    "latency:float64 one_sided:float64 residual:float64 one_sided_fills:int64 source"
+)
+ORDERS = t.OrderRow.__table__
 _DECISION_ROUND_SCHEMA = parse_schema("round_no:int64 ts:utc actions rejected:int64 clamped:int64 parse_ok:boolean")
 _DECISION_SCHEMA = parse_schema(
     "symbol source action size:float64 size_unit leverage:float64 stop_loss:float64 take_profit:float64 "
@@ -392,14 +399,18 @@ def exposure(store: ArenaStore, run_id: str) -> pd.DataFrame:
 
 
 def trades(store: ArenaStore, run_id: str, agent: str | None = None, *, limit: int = 500) -> pd.DataFrame:
-    """The newest `limit` fills (of one agent, or of all), newest first.
+    """The newest `limit` fills (of one agent, or of all), newest first, with their slippage.
 
     Each agent's newest fills come from the (run_id, agent, seq) index, and the agents' pages are merged here,
-    so no statement sorts a run's whole fills table.
+    so no statement sorts a run's whole fills table. `reference_price` is the order's (the decision bar's close;
+    NaN for the engine's own exits: stops, targets, liquidations), `slippage_bps` the fill price against it,
+    positive when adverse: side * (price / reference - 1) * 1e4.
     """
     positive_int(limit, "limit")
     f = FILLS.c
-    cols = [f[c] for c in _TRADE_SCHEMA]
+    cols = [f[c] for c in _TRADE_SCHEMA if c not in ("reference_price", "slippage_bps")]
+    cols.append(ORDERS.c.reference_price)
+    joined = FILLS.outerjoin(ORDERS, ORDERS.c.order_id == f.order_id)
     with store.engine.connect() as conn:
         if agent is None:
             names = list(conn.execute(select(AGENTS.c.agent).where(AGENTS.c.run_id == run_id)).scalars())
@@ -407,12 +418,36 @@ def trades(store: ArenaStore, run_id: str, agent: str | None = None, *, limit: i
             names = [agent]
         rows: list[Any] = []
         for name in names:
-            stmt = select(*cols, f.seq).where(f.run_id == run_id, f.agent == name).order_by(f.seq.desc()).limit(limit)
+            stmt = (
+                select(*cols, f.seq)
+                .select_from(joined)
+                .where(f.run_id == run_id, f.agent == name)
+                .order_by(f.seq.desc())
+                .limit(limit)
+            )
             rows.extend(conn.execute(stmt).all())
-    frame = pd.DataFrame(rows, columns=[*_TRADE_SCHEMA, "seq"])
+    frame = pd.DataFrame(rows, columns=[*[c for c in _TRADE_SCHEMA if c != "slippage_bps"], "seq"])
+    ref = pd.to_numeric(frame["reference_price"], errors="coerce")
+    side = np.where(frame["side"] == "buy", 1.0, -1.0)
+    frame["slippage_bps"] = side * (pd.to_numeric(frame["price"], errors="coerce") / ref.where(ref > 0) - 1.0) * 1e4
     if not frame.empty:
         frame = frame.sort_values(["ts", "agent", "seq"], ascending=[False, True, False], kind="stable")
     return with_schema(frame.head(limit).reset_index(drop=True), _TRADE_SCHEMA)
+
+
+def twin_gap(store: ArenaStore, run_id: str) -> pd.DataFrame:
+    """Each agent's equity gap against the run's simulated twin, with its parts (`arena_lib.arena.twin`).
+
+    Empty for a replay run (it ran on the simulator) or a run with no committed round. It replays the whole run,
+    so the monitor caches it per run version.
+    """
+    from arena_lib.arena.twin import TwinError, twin_report
+
+    try:
+        report = twin_report(store, run_id)
+    except TwinError:
+        return schema_frame([], _TWIN_SCHEMA)
+    return with_schema(report.table(), _TWIN_SCHEMA)
 
 
 # -- decisions ----------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from tests.arena.fixtures.postgres import postgres_server, postgres_url  # noqa:
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_34b6861.sql"
 RUN = "fixture-run-a"  # the fixture's running run: last round 2; alpha holds a BTC long and a pending order
-HEAD = "0002_writer_leases"
+HEAD = "0003_live_trading"
 
 
 def _load(dump: Path, db: Path) -> None:
@@ -83,7 +83,7 @@ def legacy_db(tmp_path: Path) -> Path:
     return db
 
 
-def test_the_head_revision_is_the_writer_lease_table() -> None:
+def test_the_head_revision_is_the_live_trading_one() -> None:
     assert head_revisions(t.MIGRATIONS.script_location) == {HEAD}
     assert head_revisions(llm_cache.MIGRATIONS.script_location) == {"cache_0001_baseline"}
 
@@ -97,9 +97,17 @@ def test_a_ledger_made_before_migrations_is_stamped_upgraded_and_loses_nothing(l
     try:
         after_rows, after_ddl = _rows(legacy_db), _ddl(legacy_db)
         assert _version(legacy_db, "arena_alembic_version") == [HEAD]
-        assert {n: after_rows[n] for n in before_rows} == before_rows
-        assert {n: after_ddl[n] for n in before_ddl} == before_ddl  # stamped: the old tables were not rebuilt
+        # Revision 0003 appends columns to three tables (rebuilt by batch mode): their old columns keep every
+        # value, the new ones take their defaults; every other table is untouched.
+        widened = {"fills": ("engine",), "accounts": ("{}",), "trading_halt": (0,)}
+        for name, rows in before_rows.items():
+            extra = widened.get(name, ())
+            assert after_rows[name] == [(*row, *extra) for row in rows], name
+        assert {n: after_ddl[n] for n in before_ddl if n not in widened} == {
+            n: d for n, d in before_ddl.items() if n not in widened
+        }
         assert after_rows["writer_leases"] == []
+        assert after_rows["rejections"] == []
 
         accounts = store.load_accounts(RUN)
         alpha = accounts["alpha"]
@@ -224,7 +232,7 @@ def test_a_ledger_migrated_by_newer_code_is_refused_by_name(tmp_path: Path) -> N
     with conn:
         conn.execute("UPDATE arena_alembic_version SET version_num = '0009_from_the_future'")
     conn.close()
-    with pytest.raises(NewerSchemaError, match=r"at revision 0009_from_the_future.*its newest is 0002_writer_leases"):
+    with pytest.raises(NewerSchemaError, match=rf"at revision 0009_from_the_future.*its newest is {HEAD}"):
         ArenaStore(f"sqlite:///{db}")
 
 

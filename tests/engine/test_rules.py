@@ -114,7 +114,7 @@ def test_intrabar_exit_is_symmetric_under_price_reflection() -> None:
 # entry_size
 # ---------------------------------------------------------------------------------------------------------------
 FEE = 0.0005  # 5 bps
-LIMITS = dict(max_position_notional=3.0, max_gross_exposure=5.0, min_free_margin=0.0)
+LIMITS = dict(max_position_notional=3.0, max_gross_exposure=5.0, min_free_margin=0.0, min_notional=0.0, min_amount=0.0)
 
 
 def _size(
@@ -139,6 +139,8 @@ def _size(
         lim["max_position_notional"],
         lim["max_gross_exposure"],
         lim["min_free_margin"],
+        lim["min_notional"],
+        lim["min_amount"],
     )
     return float(qty), int(flags)
 

@@ -9,8 +9,9 @@ Specified here:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +39,7 @@ class _CloseFillBroker:
 
     account_id: str = "double"
     rejections: list[FillRejection] = field(default_factory=list)
+    fault: str | None = None
     orders: list[Order] = field(default_factory=list)
 
     def settle(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
@@ -70,6 +72,17 @@ class _CloseFillBroker:
     def restore(self, pending: Sequence[Order]) -> None:
         if pending:
             raise ValueError("this broker queues nothing")
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        return None
+
+    def flatten(self, tape: MarketTape, pf: Portfolio, fills: list[Fill]) -> Portfolio:
+        for sym in list(pf.positions):
+            pf, _ = close_position(pf, sym, tape.close_marks()[tape.symbols.index(sym)], 0.0)
+        return pf
 
 
 def test_the_simulator_and_the_replay_feed_implement_the_protocols() -> None:

@@ -162,12 +162,17 @@ def test_a_halted_store_stops_trade_with_the_reason(stores: Path) -> None:
         store.set_halt(False, by="ops", at_ns=1_700_000_000_000_000_001)
 
 
-def test_live_trading_is_refused_with_the_reason(stores: Path) -> None:
+def test_live_trading_without_the_latch_is_refused_naming_every_missing_item(
+    stores: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from flows.trade import trade
 
+    monkeypatch.delenv("ARENA_LIVE_CONFIRM", raising=False)
     state = trade(config=_job_config(stores), mode="live", return_state=True)
     assert state.is_failed()
-    assert "live trading is not available" in str(state.message)
+    message = str(state.message)
+    assert "mode: live" in message
+    assert "ARENA_LIVE_CONFIRM=LIVE" in message
 
 
 def test_report_runs_the_arena_report_notebook_for_the_period(stores: Path) -> None:

@@ -59,7 +59,7 @@ def test_a_failed_gate_exits_1_naming_it(app: typer.Typer, make_run: RunFactory,
     assert tracking.alias_version(name, "paper") is None
 
 
-def test_json_output_and_dry_run(app: typer.Typer, make_run: RunFactory, gates_path: Path) -> None:
+def test_json_output_and_dry_run(app: typer.Typer, make_run: RunFactory, gates_path: Path, tmp_path: Path) -> None:
     name = unique_name("cli_json")
     run_id = make_run(PASSING_VALIDATION, model=name)
     code, out = _invoke(app, "promote", run_id, "--alias", "paper", "--gates", str(gates_path), "--dry-run", "--json")
@@ -71,9 +71,24 @@ def test_json_output_and_dry_run(app: typer.Typer, make_run: RunFactory, gates_p
     assert {c["name"] for c in payload["report"]["checks"]} >= {"min_oos_trades", "max_pbo"}
     assert tracking.alias_version(name, "paper") is None  # a dry run moves nothing
 
-    code, out = _invoke(app, "promote", run_id, "--alias", "live", "--gates", str(gates_path), "--json")
+    missing = tmp_path / "no-ledger.db"
+    code, out = _invoke(
+        app,
+        "promote",
+        run_id,
+        "--alias",
+        "live",
+        "--gates",
+        str(gates_path),
+        "--json",
+        "--paper-db",
+        f"sqlite:///{missing}",
+    )
     assert code == 1
-    assert json.loads(out)["report"]["failed"] == ["holds_paper", "min_paper_days"]
+    report = json.loads(out)["report"]
+    assert report["failed"][:2] == ["holds_paper", "paper_record"]  # live reads the paper record, here absent
+    assert "min_paper_days" in report["failed"]
+    assert f"no arena ledger at {missing}" in report["paper_record"]["reason"]
 
 
 def test_bad_input_exits_2_with_a_message(

@@ -5,6 +5,12 @@ FIXTURE DATA: every candle and funding rate served here comes from the bundled r
 Binance bars and USDⓈ-M perpetual funding); nothing is synthesized. Fields of the kline array that the sample does
 not hold (quote volume, trade count, taker-buy volumes) are sent as ``"0"``/``0``; the funding ``markPrice``, which
 the sample does not hold either, is sent as ``""`` (as Binance does for its older funding records).
+The sample holds no perpetual candles and no mark or index prices: ``/fapi/v1/klines`` serves the sample's *spot*
+candles as the perpetual's, and ``/fapi/v1/premiumIndex`` derives its prices from them (``markPrice``,
+``indexPrice`` and ``estimatedSettlePrice`` are all the open of the sample's 1h bar that contains "now", the last
+price known at or before "now"); its ``lastFundingRate`` is the latest *settled* sample rate (Binance sends the
+predicted rate of the running interval, which the sample does not hold), ``interestRate`` is Binance's default
+``0.0001``, and ``nextFundingTime`` is the sample's next settlement after "now" (or the last one plus 8h).
 ``/api/v3/exchangeInfo`` and ``/fapi/v1/exchangeInfo`` are minimal payloads in Binance's shape for BTCUSDT and
 ETHUSDT (filters as Binance published them for these pairs). The bar that contains the server's "now" is served
 with the sample's final values, where the live API would show a partial bar; funding events are served once their
@@ -22,6 +28,11 @@ Endpoints (paths, parameters and error bodies as Binance documents them):
 - ``GET /fapi/v1/fundingRate?[symbol][&startTime][&endTime][&limit]`` -> at most ``limit`` (default 100, max 1000)
   ``{"symbol","fundingTime","fundingRate","markPrice"}`` by funding time ascending: from ``startTime`` when given,
   else the latest ones up to ``endTime``/now; without ``symbol``, every listed perpetual's.
+- ``GET /fapi/v1/klines?symbol&interval[&startTime][&endTime][&limit]`` -> the perpetual's candles, paged as
+  ``/api/v3/klines`` (default limit 500, max 1500 as Binance allows on /fapi); FIXTURE: the spot sample's bars
+- ``GET /fapi/v1/premiumIndex[?symbol]`` -> ``{"symbol","markPrice","indexPrice","estimatedSettlePrice",
+  "lastFundingRate","interestRate","nextFundingTime","time"}``, a list of every listed perpetual's without
+  ``symbol``; FIXTURE: prices and rate derived from the sample as described above
 - unknown symbol: HTTP 400 ``{"code":-1121,"msg":"Invalid symbol."}``
 
 Test controls: ``fail_next`` (answer the next N requests with 503/429/..), ``timeout_next`` (hold them longer
@@ -286,7 +297,9 @@ class _Error:
     body: dict[str, Any]
 
 
-def _paging(query: dict[str, str], default_limit: int) -> tuple[int, int | None, int | None] | _Error:
+def _paging(
+    query: dict[str, str], default_limit: int, max_limit: int = 1000
+) -> tuple[int, int | None, int | None] | _Error:
     """``limit``, ``startTime`` and ``endTime`` of a history request, checked as Binance checks them."""
     try:
         limit = int(query.get("limit", str(default_limit)))
@@ -294,7 +307,7 @@ def _paging(query: dict[str, str], default_limit: int) -> tuple[int, int | None,
         end = int(query["endTime"]) if "endTime" in query else None
     except ValueError:
         return _Error({"code": -1100, "msg": "Illegal characters found in a parameter."})
-    if not 1 <= limit <= 1000:
+    if not 1 <= limit <= max_limit:
         return _Error({"code": -1130, "msg": "Invalid data sent for a parameter."})
     if start is not None and end is not None and start > end:
         return _Error({"code": -1023, "msg": "Start time is greater than end time."})
@@ -460,6 +473,10 @@ class BinanceSpotServer:
             return 200, self._fapi_exchange_info()
         if path == "/fapi/v1/fundingRate":
             return self._funding_rate(query)
+        if path == "/fapi/v1/klines":
+            return self._fapi_klines(query)
+        if path == "/fapi/v1/premiumIndex":
+            return self._premium_index(query)
         return 404, None
 
     def _exchange_info(self) -> dict[str, Any]:
@@ -515,6 +532,85 @@ class BinanceSpotServer:
             rows.extend(series.rows[lo:hi])
         rows.sort(key=lambda row: (row["fundingTime"], row["symbol"]))
         return 200, rows[:limit] if start is not None else rows[-limit:]
+
+    def _live_perps(self) -> list[str]:
+        with self._lock:
+            return [s for s in self.perps if s not in self.delisted]
+
+    def _fapi_klines(self, query: dict[str, str]) -> tuple[int, Any]:
+        """Perpetual candles: the spot sample's bars (FIXTURE: the sample holds no perpetual candles)."""
+        for name in ("symbol", "interval"):
+            if not query.get(name):
+                return 400, {
+                    "code": -1102,
+                    "msg": f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.",
+                }
+        symbol, interval = query["symbol"], query["interval"]
+        if symbol not in self._live_perps():
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        series = self._perp_series(symbol, interval)
+        if interval not in INTERVAL_MS or series is None:
+            return 400, {"code": -1120, "msg": "Invalid interval."}
+        paging = _paging(query, default_limit=500, max_limit=1500)  # /fapi allows 1500 bars per page
+        if isinstance(paging, _Error):
+            return 400, paging.body
+        limit, start, end = paging
+        hi_time = self.now_ms if end is None else min(end, self.now_ms)
+        hi = int(np.searchsorted(series.open_ms, hi_time, side="right"))
+        if start is not None:
+            lo = int(np.searchsorted(series.open_ms, start, side="left"))
+            return 200, series.rows[lo : min(hi, lo + limit)]
+        return 200, series.rows[max(0, hi - limit) : hi]
+
+    def _perp_series(self, symbol: str, interval: str) -> _Series | None:
+        series = self._data.get((symbol, interval))
+        if series is None and symbol in _PERPS:  # a perpetual whose spot pair is not listed: read the sample file
+            path = sample_dir() / f"binance_{_PERPS[symbol]['base']}-USDT_{interval}.parquet"
+            if interval in INTERVAL_MS and path.is_file():
+                series = _load_series(path, INTERVAL_MS[interval])
+        return series
+
+    def _premium_index(self, query: dict[str, str]) -> tuple[int, Any]:
+        """Mark/index price and funding of each perpetual at the server's now (FIXTURE: derived from the sample)."""
+        symbol = query.get("symbol")
+        live = self._live_perps()
+        if symbol is not None and symbol not in live:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        entries = [self._premium_entry(name) for name in ([symbol] if symbol is not None else live)]
+        if symbol is not None:
+            return 200, entries[0]
+        return 200, entries
+
+    def _premium_entry(self, symbol: str) -> dict[str, Any]:
+        now = self.now_ms
+        series = self._perp_series(symbol, "1h")
+        price = ""
+        if series is not None:
+            i = int(np.searchsorted(series.open_ms, now, side="right")) - 1  # the bar that contains now
+            if i >= 0:
+                price = series.rows[i][1]  # its open: the last price known at or before now
+        funding = self._funding.get(symbol)
+        last_rate, next_time = "0.00000000", now - now % (8 * 3_600_000) + 8 * 3_600_000
+        if funding is not None and len(funding.time_ms):
+            k = int(np.searchsorted(funding.time_ms, now, side="right"))  # settlements at or before now
+            if k > 0:
+                last_rate = funding.rows[k - 1]["fundingRate"]
+            if k < len(funding.time_ms):
+                next_time = int(funding.time_ms[k])
+            else:
+                next_time = int(funding.time_ms[-1]) + 8 * 3_600_000
+                while next_time <= now:
+                    next_time += 8 * 3_600_000
+        return {
+            "symbol": symbol,
+            "markPrice": price,
+            "indexPrice": price,
+            "estimatedSettlePrice": price,
+            "lastFundingRate": last_rate,
+            "interestRate": "0.00010000",
+            "nextFundingTime": next_time,
+            "time": now,
+        }
 
     def _klines(self, query: dict[str, str]) -> tuple[int, Any]:
         for name in ("symbol", "interval"):

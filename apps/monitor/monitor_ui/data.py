@@ -98,6 +98,11 @@ def trades(url: str, run_id: str, version: int, agent: str | None = None, limit:
     return queries.trades(store(url), run_id, agent, limit=limit)
 
 
+@st.cache_data(ttl=ROUND_TTL, show_spinner="Replaying the run through the simulator...", max_entries=16)
+def twin_gap(url: str, run_id: str, version: int) -> pd.DataFrame:
+    return queries.twin_gap(store(url), run_id)
+
+
 @st.cache_data(ttl=ROUND_TTL, show_spinner=False, max_entries=64)
 def decision_rounds(url: str, run_id: str, agent: str, version: int, limit: int = 500) -> pd.DataFrame:
     return queries.decision_rounds(store(url), run_id, agent, limit=limit)

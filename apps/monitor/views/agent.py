@@ -140,11 +140,38 @@ with trades_tab:
                 "fee": ui.money_col("Fee"),
                 "realized_pnl": ui.money_col("Realized PnL"),
                 "leverage": ui.number_col("Leverage", None, "%.1fx"),
+                "reference_price": ui.price_col("Reference"),
+                "slippage_bps": ui.number_col(
+                    "Slippage bps", "Fill price vs the order's reference (the decision bar's close); + adverse", "%.1f"
+                ),
                 "note": ui.text_col("Note"),
             },
             key="agent_trades",
         )
         st.caption(f"Newest first; the newest {len(fills)} fills of this agent are shown (at most 500).")
+    if sel.run.get("mode") in ("paper", "live"):
+        gap = data.twin_gap(sel.url, sel.run_id, version)
+        mine = gap[gap["agent"] == agent]
+        if not mine.empty:
+            st.markdown("**Gap to the simulated twin** (the same decisions replayed through the simulator)")
+            ui.table(
+                mine.drop(columns=["agent"]),
+                {
+                    "real_equity": ui.money_col("Real equity"),
+                    "twin_equity": ui.money_col("Twin equity"),
+                    "gap": ui.money_col("Gap"),
+                    "fees": ui.money_col("Fees"),
+                    "slippage": ui.money_col("Slippage"),
+                    "funding": ui.money_col("Funding"),
+                    "latency": ui.money_col("Latency"),
+                    "one_sided": ui.money_col("One-sided fills"),
+                    "residual": ui.money_col("Residual"),
+                    "one_sided_fills": ui.number_col("One-sided #", None, "%d"),
+                    "source": ui.text_col("Decisions"),
+                },
+                key="agent_twin",
+            )
+            st.caption("gap = real - twin = fees + slippage + funding + latency + one-sided fills + residual")
 
 
 def _review(row: pd.Series) -> str:

@@ -9,17 +9,16 @@ into the wrong field is not echoed back into logs.
 from __future__ import annotations
 
 import datetime
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena_lib.core.config_errors import ConfigError, Problem
+from arena_lib.core.settings import env_secret
 from arena_lib.core.yaml_config import load_yaml_model
 
 Provider = Literal["openai", "anthropic", "openai_compatible"]
@@ -173,13 +172,7 @@ def resolve_api_key(cfg: LLMAgentConfig, env: Mapping[str, str] | None = None) -
     """
     if cfg.api_key_env is None:
         return None
-    source = os.environ if env is None else env
-    value = source.get(cfg.api_key_env)
-    if not value:
-        dotenv_file = Path.cwd() / ".env"
-        if dotenv_file.is_file():
-            value = dotenv_values(dotenv_file).get(cfg.api_key_env)
-    return value.strip() if value and value.strip() else None
+    return env_secret(cfg.api_key_env, env)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 A run's registered model version gets `candidate`, `paper` or `live` only when the run clears the gates of
 `configs/gates.yaml` (`evaluate_gates`), and `rollback` puts the previous holder back in one call. Flows then load
 `models:/<name>@<alias>` and never a path. Modules: `config` (the gates file), `checks` (one check per gate),
-`aliases` (promote, rollback, history).
+`paper` (a version's paper record in the arena ledger, what `live` is judged on), `aliases` (promote, rollback,
+history).
 """
 
 from arena_lib.workflow.promotion.aliases import (
@@ -32,9 +33,11 @@ from arena_lib.workflow.promotion.config import (
     Gates,
     GatesConfigError,
     LookaheadGate,
+    PaperLedger,
     default_gates_path,
     load_gates,
 )
+from arena_lib.workflow.promotion.paper import PaperRecord, PaperSearch, find_paper_record
 
 __all__ = [
     "GATE_NAMES",
@@ -49,6 +52,9 @@ __all__ = [
     "GatesConfigError",
     "LookaheadGate",
     "ModelRef",
+    "PaperLedger",
+    "PaperRecord",
+    "PaperSearch",
     "PromotionError",
     "PromotionResult",
     "RollbackError",
@@ -57,6 +63,7 @@ __all__ = [
     "default_gates_path",
     "evaluate_gates",
     "find_model_version",
+    "find_paper_record",
     "load_gates",
     "promote",
     "rollback",

@@ -7,7 +7,8 @@ MLflow: the tag `arena.previous.<alias>` on the new version, and an append-only 
 (`arena.history.<alias>`, a JSON list of {action, version, previous, at, by_run}). `rollback` replays that history
 as a stack of holders and moves the alias to the one below the current holder, so promote-promote-rollback-rollback
 walks back in order. MLflow keeps no alias timestamps, so `promote` stamps `arena.paper_since` on a version when it
-gets `paper`; the `min_paper_days` gate reads it before `live`.
+gets `paper` (informational). The history's times also tell which version an `@paper` model agent traded at each
+bar of a paper job: `live` is judged on those bars (`promotion.paper`), after `min_paper_days` of them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import pandas as pd
 from arena_lib.core.clock import Clock, WallClock
 from arena_lib.workflow import tracking
 from arena_lib.workflow.promotion.checks import (
+    HISTORY_TAG,
     PAPER_SINCE_TAG,
     GateReport,
     ModelRef,
     PromotionError,
+    alias_history,
     check_alias,
     find_model_version,
     get_run,
@@ -50,7 +53,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HISTORY_TAG = "arena.history.{alias}"
 PREVIOUS_TAG = "arena.previous.{alias}"
 REPORT_DIR = "gate_reports"
 MAX_HISTORY_CHARS = 5000
@@ -126,26 +128,6 @@ class RollbackResult:
 
 
 # --------------------------------------------------------------------------------------------------------- history
-def alias_history(registered_model: str, alias: str) -> list[dict[str, Any]]:
-    """The promotion history of `registered_model@alias`, oldest first (empty when it has none)."""
-    from mlflow.exceptions import MlflowException
-
-    check_alias(alias)
-    try:
-        model = tracking.client().get_registered_model(registered_model)
-    except MlflowException as exc:
-        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise PromotionError(f"no registered model {registered_model!r}") from None
-        raise
-    text = model.tags.get(HISTORY_TAG.format(alias=alias))
-    if not text:
-        return []
-    entries = json.loads(text)
-    if not isinstance(entries, list):
-        raise PromotionError(f"{registered_model}: tag {HISTORY_TAG.format(alias=alias)} is not a JSON list")
-    return entries
-
-
 def _append_history(registered_model: str, alias: str, entry: dict[str, Any]) -> None:
     entries = [*alias_history(registered_model, alias), tracking.redact(entry)]
     text = json.dumps(entries, separators=(",", ":"))
@@ -212,15 +194,18 @@ def promote(
     dry_run: bool = False,
     clock: Clock | None = None,
     must_beat: str | None = None,
+    paper_db_url: str | None = None,
 ) -> PromotionResult:
     """Give the model version that run `run_id` registered the alias `alias`, if it clears every gate.
 
     `gates` is a `Gates`, a gates file, or None for the project's `configs/gates.yaml`. The gate report is written
     to the run (artifact `gate_reports/<alias>-<stamp>.json`, metrics and tags `gate.<alias>.*`) whether it passed
     or not; with `dry_run` nothing is written and no alias moves. A failed gate leaves every alias where it was
-    and returns a result whose `failed()` names the checks. `live` also needs the version to hold `paper` now and
-    for `min_paper_days`. `must_beat="paper"` (a retrained challenger) also requires beating, on the same
-    out-of-sample Sharpe, the version holding that alias now.
+    and returns a result whose `failed()` names the checks. `live` needs the version to hold `paper` now, and is
+    judged on its paper record in the arena ledger (`paper_db_url`, else the gates file's `paper_ledger.db_url`,
+    else the arena store's default) after `min_paper_days` days of it, not on the run's backtest.
+    `must_beat="paper"` (a retrained challenger) also requires beating, on the same out-of-sample Sharpe, the
+    version holding that alias now.
 
     Raises:
         PromotionError: unknown alias, no such run, a run that registered no model (or several, without
@@ -237,7 +222,7 @@ def promote(
             "(tracking.register_trained_model)"
         )
     now = pd.Timestamp((clock or WallClock()).now_ns(), tz="UTC")
-    report = judge(run_id, alias, resolved, ref, now, must_beat)
+    report = judge(run_id, alias, resolved, ref, now, must_beat, paper_db_url)
     previous = tracking.alias_version(ref.name, alias)
     artifact = None if dry_run else _write_report(report, now)
     moved = report.passed and not dry_run and previous != ref.version

@@ -5,13 +5,20 @@ nothing is recomputed here except the look-ahead test (which needs only the mode
 metric the run did not log fails as "not measured": a run cannot pass by not measuring. `METRIC_NAMES` lists, per
 gate, the metric sets it accepts: the strategy-validation names (`StrategyValidation.summary()`) first, then the
 training notebook's out-of-fold backtest names.
+
+`live` is different: it is judged on the version's paper record in the arena ledger, not on the run's backtest
+(`arena_lib.workflow.promotion.paper`). The same check functions then read the record's metrics
+(`PAPER_METRIC_NAMES`) instead of the run's, `min_paper_days` counts the days of paper bars the version traded,
+a `paper_record` check says which record was judged (or why there is none), and `max_pbo` is n/a (the
+probability of backtest overfitting is a property of the research's selection among variants, checked when the
+version got `paper`; a paper record is one track).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,6 +26,7 @@ import pandas as pd
 from arena_lib.core.clock import Clock, WallClock
 from arena_lib.workflow import tracking
 from arena_lib.workflow.promotion.config import Gates, LookaheadGate, load_gates
+from arena_lib.workflow.promotion.paper import PAPER_METRIC_NAMES, PaperSearch, find_paper_record
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CUTOFF_KEYS",
+    "HISTORY_TAG",
     "LLM_MARKER_KEYS",
     "METRIC_NAMES",
     "PAPER_SINCE_TAG",
@@ -35,6 +44,7 @@ __all__ = [
     "GateReport",
     "ModelRef",
     "PromotionError",
+    "alias_history",
     "evaluate_gates",
     "find_model_version",
     "lookahead_on_sample",
@@ -59,7 +69,10 @@ WINDOW_START_KEYS: tuple[str, ...] = ("llm.window_start", "window_start", "start
 LLM_MARKER_KEYS: tuple[str, ...] = ("llm.provider", "provider")
 """Run tags or params that mark a run as an LLM's even when it logged no cutoff."""
 PAPER_SINCE_TAG = "arena.paper_since"
-"""Model-version tag: when the version got the `paper` alias through `promote` (ISO 8601, UTC)."""
+"""Model-version tag: when the version got the `paper` alias through `promote` (ISO 8601, UTC). Informational: the
+`min_paper_days` gate counts the paper bars the version traded in the arena ledger."""
+HISTORY_TAG = "arena.history.{alias}"
+"""Registered-model tag: the alias's promotion history, a JSON list of {action, version, previous, at, by_run}."""
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
@@ -104,6 +117,7 @@ class GateReport:
     gates: dict[str, Any] = field(repr=False)
     gates_digest: str
     evaluated_at: str
+    paper_record: dict[str, Any] | None = None  # `live` only: the paper record judged (`PaperSearch.to_dict`)
 
     @property
     def passed(self) -> bool:
@@ -133,6 +147,7 @@ class GateReport:
             "gates": self.gates,
             "gates_digest": self.gates_digest,
             "evaluated_at": self.evaluated_at,
+            "paper_record": self.paper_record,
         }
 
 
@@ -150,6 +165,8 @@ class _Run:
     version_tags: Mapping[str, str]
     version_aliases: tuple[str, ...]
     now: pd.Timestamp
+    metric_names: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=lambda: METRIC_NAMES)
+    paper: PaperSearch | None = None  # `live`: the paper record whose metrics `metrics` holds
 
     def fact(self, keys: tuple[str, ...]) -> tuple[str, str] | None:
         return next(((k, self.facts[k]) for k in keys if self.facts.get(k, "").strip()), None)
@@ -177,6 +194,28 @@ def get_run(run_id: str) -> Run:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise PromotionError(f"no MLflow run {run_id} in {tracking.redact_text(tracking.tracking_uri())}") from None
         raise
+
+
+def alias_history(registered_model: str, alias: str) -> list[dict[str, Any]]:
+    """The promotion history of `registered_model@alias`, oldest first (empty when it has none)."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    check_alias(alias)
+    try:
+        model = tracking.client().get_registered_model(registered_model)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise PromotionError(f"no registered model {registered_model!r}") from None
+        raise
+    text = model.tags.get(HISTORY_TAG.format(alias=alias))
+    if not text:
+        return []
+    entries = json.loads(text)
+    if not isinstance(entries, list):
+        raise PromotionError(f"{registered_model}: tag {HISTORY_TAG.format(alias=alias)} is not a JSON list")
+    return entries
 
 
 def find_model_version(run_id: str, registered_model: str | None = None) -> ModelRef | None:
@@ -225,14 +264,15 @@ def lookahead_on_sample(names: list[str], setting: LookaheadGate) -> tuple[dict[
 
 
 # ------------------------------------------------------------------------------------------------------ the checks
-def _not_measured(name: str, threshold: float | str | None) -> GateCheck:
-    sets = [" + ".join(s) for s in METRIC_NAMES[name]]
+def _not_measured(run: _Run, name: str, threshold: float | str | None) -> GateCheck:
+    sets = [" + ".join(s) for s in run.metric_names[name]]
     needs = " or ".join(sets)
-    return GateCheck(name, None, threshold, False, f"not measured by this run (needs metric {needs})")
+    where = "on the paper record" if run.paper is not None else "by this run"
+    return GateCheck(name, None, threshold, False, f"not measured {where} (needs metric {needs})")
 
 
 def _metrics(run: _Run, name: str) -> tuple[tuple[str, ...], tuple[float, ...]] | None:
-    for keys in METRIC_NAMES[name]:
+    for keys in run.metric_names.get(name, ()):
         if all(k in run.metrics for k in keys):
             return keys, tuple(float(run.metrics[k]) for k in keys)
     return None
@@ -241,7 +281,7 @@ def _metrics(run: _Run, name: str) -> tuple[tuple[str, ...], tuple[float, ...]] 
 def _min_oos_trades(run: _Run, setting: int) -> GateCheck:
     got = _metrics(run, "min_oos_trades")
     if got is None:
-        return _not_measured("min_oos_trades", setting)
+        return _not_measured(run, "min_oos_trades", setting)
     (key,), (value,) = got
     ok = value >= setting
     return GateCheck("min_oos_trades", value, setting, ok, f"{key} {value:g} {'>=' if ok else '<'} {setting}")
@@ -250,7 +290,7 @@ def _min_oos_trades(run: _Run, setting: int) -> GateCheck:
 def _min_sharpe_margin(run: _Run, setting: float) -> GateCheck:
     got = _metrics(run, "min_sharpe_margin")
     if got is None:
-        return _not_measured("min_sharpe_margin", setting)
+        return _not_measured(run, "min_sharpe_margin", setting)
     (k_sr, k_base), (sr, base) = got
     margin = sr - base
     ok = margin >= setting
@@ -259,9 +299,12 @@ def _min_sharpe_margin(run: _Run, setting: float) -> GateCheck:
 
 
 def _max_pbo(run: _Run, setting: float) -> GateCheck:
+    if run.paper is not None:
+        detail = "n/a on a paper record: PBO measures the research's selection among variants (judged for paper)"
+        return GateCheck("max_pbo", None, setting, True, detail)
     got = _metrics(run, "max_pbo")
     if got is None:
-        return _not_measured("max_pbo", setting)
+        return _not_measured(run, "max_pbo", setting)
     (key,), (value,) = got
     ok = value < setting
     return GateCheck("max_pbo", value, setting, ok, f"{key} {value:.3f} {'<' if ok else '>='} {setting:g}")
@@ -270,7 +313,7 @@ def _max_pbo(run: _Run, setting: float) -> GateCheck:
 def _min_deflated_sharpe(run: _Run, setting: float) -> GateCheck:
     got = _metrics(run, "min_deflated_sharpe")
     if got is None:
-        return _not_measured("min_deflated_sharpe", setting)
+        return _not_measured(run, "min_deflated_sharpe", setting)
     (key,), (value,) = got
     ok = value >= setting
     return GateCheck("min_deflated_sharpe", value, setting, ok, f"{key} {value:.3f} {'>=' if ok else '<'} {setting:g}")
@@ -279,7 +322,7 @@ def _min_deflated_sharpe(run: _Run, setting: float) -> GateCheck:
 def _max_drawdown(run: _Run, setting: float) -> GateCheck:
     got = _metrics(run, "max_drawdown")
     if got is None:
-        return _not_measured("max_drawdown", setting)
+        return _not_measured(run, "max_drawdown", setting)
     (key,), (value,) = got
     ok = value >= setting
     relation = "is not deeper than" if ok else "is deeper than"
@@ -342,17 +385,35 @@ def _llm_cutoff(run: _Run, setting: bool) -> GateCheck:
 def _min_paper_days(run: _Run, setting: float) -> GateCheck:
     if run.alias != "live":
         return GateCheck("min_paper_days", None, setting, True, "n/a: checked only when promoting to live")
-    if run.ref is None:
-        return GateCheck("min_paper_days", None, setting, False, "not measured: the run registered no model version")
-    since = _date(run.version_tags.get(PAPER_SINCE_TAG, ""))
-    if since is None:
-        detail = f"version {run.ref.version} has no {PAPER_SINCE_TAG} tag: it never went to paper through promote"
-        return GateCheck("min_paper_days", None, setting, False, detail)
-    since = since.tz_localize("UTC") if since.tzinfo is None else since
-    days = (run.now - since).total_seconds() / 86400.0
-    ok = days >= setting
-    detail = f"on paper since {since:%Y-%m-%d %H:%M} UTC: {days:.1f} days {'>=' if ok else '<'} {setting:g}"
-    return GateCheck("min_paper_days", round(days, 4), setting, ok, detail)
+    record = run.paper.record if run.paper is not None else None
+    if record is None:
+        reason = run.paper.reason if run.paper is not None else "no paper record was read"
+        return GateCheck("min_paper_days", 0.0, setting, False, f"0 paper days: {reason}")
+    ok = record.days >= setting
+    detail = (
+        f"{record.days:.1f} days {'>=' if ok else '<'} {setting:g} of paper bars traded by version {record.version} "
+        f"({record.scored_bars} bars in run {record.run_id})"
+    )
+    return GateCheck("min_paper_days", round(record.days, 4), setting, ok, detail)
+
+
+def _paper_record(run: _Run) -> GateCheck:
+    """Which paper record `live` is judged on, or why there is none (then every record gate is unmeasured)."""
+    search = run.paper
+    if search is None or search.record is None or search.record.scored_bars == 0:
+        reason = search.reason if search is not None else "no paper record was read"
+        notes = f" ({'; '.join(search.notes)})" if search is not None and search.notes else ""
+        return GateCheck("paper_record", None, "paper run", False, f"no paper record: {reason}{notes}")
+    record = search.record
+    detail = record.summary()
+    left_out = {k: v for k, v in record.excluded.items() if v}
+    if left_out:
+        detail += "; rounds not credited: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in left_out.items())
+    if search.others:
+        detail += f"; {len(search.others)} shorter record(s) not judged"
+    if search.notes:
+        detail += "; " + "; ".join(search.notes)
+    return GateCheck("paper_record", float(record.scored_bars), "paper run", True, detail)
 
 
 def _holds_paper(run: _Run) -> GateCheck:
@@ -378,6 +439,25 @@ _CHECKS: dict[str, Callable[[_Run, Any], GateCheck]] = {
     "llm_cutoff": _llm_cutoff,
     "min_paper_days": _min_paper_days,
 }
+
+
+def _read_paper(ref: ModelRef | None, gates: Gates, db_url: str | None) -> PaperSearch:
+    """The version's paper record in the arena ledger (`db_url`, else the gates file's, else the store default)."""
+    from arena_lib.arena.store import redact_url
+    from arena_lib.workflow.promotion.paper import ledger_url
+
+    source = gates.paper_ledger
+    url = db_url or source.db_url
+    if ref is None:
+        return PaperSearch(redact_url(ledger_url(url)), None, reason="the run registered no model version")
+    return find_paper_record(
+        ref.name,
+        ref.version,
+        history=alias_history(ref.name, "paper"),
+        current_holder=tracking.alias_version(ref.name, "paper"),
+        db_url=url,
+        job=source.job,
+    )
 
 
 def _read_run(run_id: str, alias: str, ref: ModelRef | None, now: pd.Timestamp) -> _Run:
@@ -445,16 +525,25 @@ def judge(
     ref: ModelRef | None,
     now: pd.Timestamp,
     must_beat: str | None = None,
+    paper_db_url: str | None = None,
 ) -> GateReport:
     """The gate report of run `run_id` (whose model version is `ref`) for `alias` at time `now`.
 
-    `must_beat` adds the challenger check `beats_<alias>` against the version holding that alias now.
+    `live` is judged on the version's paper record in the arena ledger at `paper_db_url` (default: the gates
+    file's `paper_ledger.db_url`, else the arena store's): the run's own metrics are not read. `must_beat` adds
+    the challenger check `beats_<alias>` against the version holding that alias now.
     """
+    if alias == "live" and must_beat is not None:
+        raise PromotionError("must_beat compares training backtests; live is judged on the paper record alone")
     run = _read_run(run_id, alias, ref, now)
+    if alias == "live":
+        paper = _read_paper(ref, gates, paper_db_url)
+        metrics = paper.record.metrics if paper.record is not None else {}
+        run = replace(run, metrics=metrics, metric_names=PAPER_METRIC_NAMES, paper=paper)
     enabled = gates.enabled()
     checks = [_CHECKS[name](run, setting) for name, setting in enabled.items()]
     if alias == "live":
-        checks.insert(0, _holds_paper(run))
+        checks[:0] = [_holds_paper(run), _paper_record(run)]
     if must_beat is not None:
         check_alias(must_beat)
         checks.append(beats_incumbent(run, must_beat))
@@ -468,6 +557,7 @@ def judge(
         gates=gates.model_dump(mode="json"),
         gates_digest=gates.digest(),
         evaluated_at=now.isoformat(),
+        paper_record=None if run.paper is None else tracking.redact(run.paper.to_dict()),
     )
 
 
@@ -479,11 +569,13 @@ def evaluate_gates(
     registered_model: str | None = None,
     clock: Clock | None = None,
     must_beat: str | None = None,
+    paper_db_url: str | None = None,
 ) -> GateReport:
     """Judge run `run_id` for `alias` against `gates` (a `Gates`, a gates file, or None for `configs/gates.yaml`).
 
     Writes nothing: `promote` evaluates, records the report and moves the alias. Promoting to `live` adds the
-    `holds_paper` check (the version must hold `paper` now).
+    `holds_paper` check (the version must hold `paper` now) and judges the version's paper record in the arena
+    ledger at `paper_db_url` instead of the run's metrics (see the module docstring).
 
     Raises:
         PromotionError: unknown alias, no such run, or a run with several registered models and no
@@ -495,4 +587,4 @@ def evaluate_gates(
     get_run(run_id)
     ref = find_model_version(run_id, registered_model)
     now = pd.Timestamp((clock or WallClock()).now_ns(), tz="UTC")
-    return judge(run_id, alias, resolved, ref, now, must_beat)
+    return judge(run_id, alias, resolved, ref, now, must_beat, paper_db_url)

@@ -3,7 +3,8 @@
 Why a file and not defaults in code: the bar a model must clear to trade on paper or live is a decision the
 team reviews in git, and every gate report stores the exact settings it was judged by. Every gate must be named
 in the file (null disables it), so forgetting a gate is an error instead of a silent pass, and a typo'd key is
-refused with the key named.
+refused with the key named. `paper_ledger` (where `live` reads the version's paper record) is a setting, not a gate:
+it may be left out, and then the arena store's default ledger is read.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "Gates",
     "GatesConfigError",
     "LookaheadGate",
+    "PaperLedger",
     "default_gates_path",
     "load_gates",
 ]
@@ -48,6 +50,17 @@ class LookaheadGate(BaseModel):
     cuts: int = Field(5, ge=1, le=50, description="how many truncation points to recompute at")
 
 
+class PaperLedger(BaseModel):
+    """Where `paper -> live` finds the version's paper record (`arena_lib.workflow.promotion.paper`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    db_url: str | None = Field(
+        None, description="arena ledger URL; null: the arena store's default (ARENA_DB_URL, else .arena/arena.db)"
+    )
+    job: str | None = Field(None, description="judge only run paper-job-<job>; null: every paper run of the ledger")
+
+
 class Gates(BaseModel):
     """Thresholds a run must clear before its model version gets an alias; None disables a gate."""
 
@@ -63,7 +76,12 @@ class Gates(BaseModel):
     )
     lookahead: LookaheadGate | None = Field(description="recompute the model's features on truncated data")
     llm_cutoff: bool | None = Field(description="an LLM's test window must start after its training cutoff")
-    min_paper_days: float | None = Field(ge=0.0, description="days on the paper alias before live")
+    min_paper_days: float | None = Field(
+        ge=0.0, description="days of paper bars traded by the version (arena ledger) before live"
+    )
+    paper_ledger: PaperLedger = Field(
+        default_factory=PaperLedger, description="where the paper record is read (not a gate: optional)"
+    )
 
     def enabled(self) -> dict[str, Any]:
         """Gate name -> setting, for the gates that are switched on (not null, and `llm_cutoff` not false)."""
@@ -80,8 +98,8 @@ class Gates(BaseModel):
         return hashlib.sha256(payload).hexdigest()[:16]
 
 
-GATE_NAMES: tuple[str, ...] = tuple(name for name in Gates.model_fields if name != "version")
-"""The gates, in the order reports list them."""
+GATE_NAMES: tuple[str, ...] = tuple(name for name in Gates.model_fields if name not in ("version", "paper_ledger"))
+"""The gates, in the order reports list them (`paper_ledger` is a setting, not a gate)."""
 
 
 def default_gates_path() -> Path:

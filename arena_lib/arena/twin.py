@@ -1,0 +1,554 @@
+"""The simulated twin of a paper or live run, and where the equity gap between the two comes from.
+
+`twin_report(store, run_id)` replays the run's recorded decisions through the simulator (`SimBroker`, with the
+run's own config: costs, execution, risk limits, breakers) on the run's own bars, then splits each agent's equity
+gap between the run and its twin into parts. Nothing is written to the store: the report is a pure function of
+the ledger, computed on demand.
+
+The twin
+--------
+- Bars: each round's snapshot row holds every symbol's latest closed bar (o/h/l/c/v, open time `t`) and its latest
+  funding rate. The twin's tape gets one row per round (a symbol whose latest bar is older has no bar in that row).
+  Funding events are inferred where a symbol's recorded rate changes (or first appears): settled at that round's
+  bar close, hence charged at the next bar's open, as the replay feed charges an event settled during a bar. Two
+  consecutive equal rates look like one event, so such a run's funding can differ in the twin: the funding part
+  shows it.
+- Decisions: a `LedgerAgent` per account returns, on each decision round, exactly the decisions the ledger recorded
+  for it (agent, fallback and breaker holds, and the engine's invalidation closes, in the recorded order), so the
+  twin needs no API key and is exact for quant agents too. Every one goes through the twin's own RiskEngine and
+  breakers: a decision the run's risk engine rejected may be approved in the twin (and the reverse) when the two
+  accounts differ; the fill that results is a one-sided fill. (Re-asking LLM agents from the response cache in
+  strict mode is not implemented yet: every agent's source is "recorded decisions", and the report says so.)
+- Order and exit ids derive from run/agent/bar/symbol, so the twin's fills carry the run's fill ids and are
+  matched by them.
+
+The decomposition (per agent; all amounts in the quote currency, USDT)
+----------------------------------------------------------------------
+For a fill i: s = +1 (buy) or -1 (sell), q its quantity, p its price, f its fee, M its symbol's last close (the mark
+of the final equity). R is its reference price: the order's `reference_price` (the decision bar's close) for an
+agent order; the stop or take-profit level (from the entry order that set it) for a stop or take-profit exit; the
+fill price itself for a liquidation. A is its arrival price, the market price when it was filled: R when it was
+filled in the decision's own round (at its close: the simulator's `close` fills, or a broker that fills at once),
+else the open of the symbol's bar in which it was filled (the next open for the simulator's `next_open` fills; a
+live fill inside a bar gets that bar's open, the finest price the ledger has); A = R for engine exits.
+
+Per fill, against its own reference (the per-fill table):
+    slippage_usd = s * q * (p - R)            (positive: a cost);  slippage_bps = s * (p / R - 1) * 1e4
+    latency_usd  = s * q * (A - R)            (the move from the decision's close to the fill time)
+    execution    = s * q * (p - A)            (slippage_usd = latency_usd + execution)
+
+Every fill adds s * q * (M - p) - f to the final equity, and funding is charged on top, so the final equity is
+cash0 + sum_i [s_i q_i (M - p_i) - f_i] - funding (exactly, except for liquidations, which lose the margin).
+With gap = E_real - E_twin, matched fills (same fill id) r/t and one-sided fills:
+
+    fees      = - sum_matched (f_r - f_t)
+    latency   = - sum_matched s q_r (A_r - A_t)
+    slippage  = - sum_matched s q_r ((p_r - A_r) - (p_t - A_t))
+    funding   = - (funding_real - funding_twin)                 (each account's funding paid over the run)
+    one_sided = sum_real_only (s q (M - p) - f) - sum_twin_only (s q (M - p) - f)
+    residual  = gap - (fees + latency + slippage + funding + one_sided)
+
+so the parts add up to the gap exactly. The residual holds what no part names: sum_matched s (q_r - q_t)(M - p_t)
+(the same decision sized on a different equity, e.g. after the other side's fees), a liquidation's lost margin
+beyond its price move, and float rounding. A run whose broker is the simulator has a twin gap of 0 and all parts 0.
+
+Limits: operator resets of circuit breakers (`arena breakers reset`) are not replayed (the twin's breakers only
+trip and clear by themselves); funding inferred from rate changes, as above.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from arena_lib.agents.base import AccountView
+from arena_lib.agents.turn import Turn
+from arena_lib.arena import schema as t
+from arena_lib.arena.config import ArenaConfig
+from arena_lib.arena.store import ArenaStore
+from arena_lib.core.types import Action, Decision, FillKind, SizeUnit
+from arena_lib.data.resample import timeframe_to_ns
+from arena_lib.data.snapshot import MarketSnapshot
+from arena_lib.data.tape import FundingEvent, MarketTape
+from arena_lib.engine.breakers import HALTED, BreakerBook, Trip
+from arena_lib.engine.broker import order_id
+from arena_lib.engine.driver import Account, BarRecord, Driver, RoundPolicy, open_accounts
+
+PARTS = ("fees", "slippage", "funding", "latency", "one_sided", "residual")
+FILL_COLUMNS = [
+    "agent",
+    "fill_id",
+    "side_of",  # real | twin
+    "matched",
+    "round_no",
+    "symbol",
+    "ts",
+    "side",
+    "kind",
+    "quantity",
+    "reference_price",
+    "arrival_price",
+    "price",
+    "fee",
+    "slippage_bps",
+    "slippage_usd",
+    "latency_usd",
+    "execution_usd",
+]
+_SOURCE_RECORDED = "recorded decisions"
+
+
+class TwinError(ValueError):
+    """The run cannot have a twin (unknown run, a replay run, no rounds): the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class AgentGap:
+    """One agent's equity at the end of the run and of its twin, the gap and its parts (they add up to `gap`)."""
+
+    agent: str
+    source: str  # where the twin's decisions came from
+    real_equity: float
+    twin_equity: float
+    gap: float
+    fees: float
+    slippage: float
+    funding: float
+    latency: float
+    one_sided: float
+    residual: float
+    real_fills: int
+    twin_fills: int
+    one_sided_fills: int
+
+    def parts(self) -> dict[str, float]:
+        return {p: float(getattr(self, p)) for p in PARTS}
+
+
+@dataclass
+class TwinReport:
+    run_id: str
+    mode: str
+    rounds: int
+    agents: list[AgentGap]
+    fills: pd.DataFrame  # FILL_COLUMNS: every fill of both sides, with its slippage against its reference
+    divergences: list[str] = field(default_factory=list)  # re-asked decisions that differ from the recorded ones
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(a) for a in self.agents])
+
+    def to_dict(self) -> dict[str, Any]:
+        fills = self.fills.astype(object).where(self.fills.notna(), None)
+        return {
+            "run_id": self.run_id,
+            "mode": self.mode,
+            "rounds": self.rounds,
+            "agents": [asdict(a) for a in self.agents],
+            "fills": fills.to_dict("records"),
+            "divergences": list(self.divergences),
+        }
+
+
+# -- reading the ledger --------------------------------------------------------------------------------------------
+@dataclass
+class LedgerFrames:
+    """What the twin and the decomposition read from the ledger for one run."""
+
+    run: t.RunRow
+    agents: list[str]
+    rounds: pd.DataFrame  # round_no, ts, content (the snapshot's compact content)
+    decisions: pd.DataFrame
+    orders: pd.DataFrame
+    fills: pd.DataFrame
+    equity: pd.DataFrame
+    funding_paid: dict[str, float]
+
+
+def read_ledger(store: ArenaStore, run_id: str) -> LedgerFrames:
+    """The run's frames; `TwinError` for an unknown run, a replay run or a run with no committed round."""
+    try:
+        run = store.get_run(run_id)
+    except KeyError:
+        raise TwinError(f"no run {run_id!r} in the store (see `arena runs`)") from None
+    if run.mode == "replay":
+        raise TwinError(f"run {run_id} is a replay run: it ran on the simulator already, so it is its own twin")
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.RoundRow.round_no, t.RoundRow.ts, t.SnapshotRow.content)
+            .join(t.SnapshotRow, t.SnapshotRow.snapshot_hash == t.RoundRow.snapshot_hash)
+            .where(t.RoundRow.run_id == run_id)
+            .order_by(t.RoundRow.round_no)
+        ).all()
+    if not rows:
+        raise TwinError(f"run {run_id} has no committed round yet: nothing to replay")
+    accounts = store.load_accounts(run_id)
+    return LedgerFrames(
+        run=run,
+        agents=[r.agent for r in store.run_agents(run_id)],
+        rounds=pd.DataFrame(rows, columns=["round_no", "ts", "content"]),
+        decisions=store.decisions_frame(run_id),
+        orders=store.frame(t.OrderRow, run_id, order=("agent", "round_no")),
+        fills=store.fills_frame(run_id),
+        equity=store.equity_frame(run_id),
+        funding_paid={name: float(a.funding_paid) for name, a in accounts.items()},
+    )
+
+
+# -- the twin ------------------------------------------------------------------------------------------------------
+class LedgerAgent:
+    """Replays the ledger: answers each decision round with exactly the decisions recorded for `name`."""
+
+    def __init__(self, name: str, decisions: pd.DataFrame, round_at: Mapping[int, int]) -> None:
+        self.name = name
+        self.round_at = dict(round_at)  # bar close (ns) -> round number
+        self.by_round: dict[int, list[Decision]] = {}
+        self.closes: dict[int, list[Decision]] = {}
+        for row in _records(decisions.sort_values("id")):
+            d = _decision(row)
+            self.by_round.setdefault(int(row["round_no"]), []).append(d)
+            if row["source"] == "invalidation":
+                self.closes.setdefault(int(row["round_no"]), []).append(d)
+
+    def decide(self, snapshot: MarketSnapshot, account: AccountView) -> list[Decision]:
+        return list(self.by_round.get(self.round_at.get(snapshot.timestamp_ns, -1), ()))
+
+    def engine_closes(self, snapshot: MarketSnapshot) -> list[Decision]:
+        return list(self.closes.get(self.round_at.get(snapshot.timestamp_ns, -1), ()))
+
+
+def _decision(row: Mapping[str, Any]) -> Decision:
+    return Decision(
+        symbol=str(row["symbol"]),
+        action=Action(row["action"]),
+        size=float(row["size"]),
+        size_unit=SizeUnit(row["size_unit"]),
+        leverage=float(row["leverage"]),
+        stop_loss=_num(row["stop_loss"]),
+        take_profit=_num(row["take_profit"]),
+        reason=str(row["reason"] or ""),
+    )
+
+
+class _TwinDriver(Driver):
+    """The engine's driver; a halted account still gets the engine's recorded invalidation closes.
+
+    In the run those closes come from the invalidation conditions the agent's notes carried; the twin's agents give
+    no notes, so the ledger agent hands them back as decisions, also on a bar where a breaker benches the account.
+    """
+
+    def _play_sync(self, acc: Account, snapshot: MarketSnapshot, gate: Trip | None) -> Turn:
+        turn = super()._play_sync(acc, snapshot, gate)
+        agent = acc.agent
+        if gate is not None and gate.state == HALTED and isinstance(agent, LedgerAgent):
+            return Turn([*agent.engine_closes(snapshot), *turn.decisions], error=turn.error)
+        return turn
+
+
+class _Recorder:
+    """The twin's ledger: keeps every fill (with its round) in memory."""
+
+    wants_records = True
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.orders: list[dict[str, Any]] = []
+
+    def record(self, driver: Driver, bar: BarRecord | None) -> None:
+        assert bar is not None
+        for name, at in bar.turns.items():
+            for d, _verdict, mark in at.approved_orders:
+                self.orders.append(
+                    {
+                        "order_id": order_id(driver.run_id, name, bar.ts, d.symbol),
+                        "agent": name,
+                        "round_no": bar.round_no,
+                        "symbol": d.symbol,
+                        "stop_loss": d.stop_loss,
+                        "take_profit": d.take_profit,
+                        "reference_price": mark,
+                        "created_at": bar.ts,
+                    }
+                )
+        for acc in driver.accounts:
+            for f in acc.fills:
+                self.rows.append(
+                    {
+                        "fill_id": f"{f.order_id}#{f.kind.value}",
+                        "order_id": f.order_id,
+                        "agent": acc.name,
+                        "round_no": bar.round_no,
+                        "symbol": f.symbol,
+                        "ts": f.timestamp,
+                        "side": f.side.value,
+                        "kind": f.kind.value,
+                        "quantity": f.quantity,
+                        "price": f.price,
+                        "fee": f.fee,
+                        "realized_pnl": f.realized_pnl,
+                        "funding": f.funding,
+                    }
+                )
+
+
+@dataclass
+class TwinRun:
+    """The twin's outcome: its fills, each account's final equity and funding paid, the last close per symbol."""
+
+    fills: pd.DataFrame
+    orders: pd.DataFrame
+    equity: dict[str, float]
+    funding_paid: dict[str, float]
+    marks: dict[str, float]
+    opens: dict[tuple[str, int], float]  # (symbol, bar open ns) -> open, for arrival prices
+    bar_ns: int
+
+
+def played_bars(
+    frames: LedgerFrames, symbols: Sequence[str], bar_ns: int
+) -> list[tuple[int, np.ndarray, np.ndarray, list[FundingEvent]]]:
+    """The run's played bars from its snapshots: (open time, values symbols x OHLCV, present, funding events)."""
+    out = []
+    last_rate: dict[str, float] = {}
+    for rnd in _records(frames.rounds):
+        content = rnd["content"] or {}
+        open_ns = int(rnd["ts"]) - bar_ns
+        values = np.full((len(symbols), 5), np.nan)
+        present = np.zeros(len(symbols), dtype=bool)
+        events: list[FundingEvent] = []
+        for j, sym in enumerate(symbols):
+            b = content.get(sym)
+            if not isinstance(b, dict):
+                continue
+            if int(b.get("t", -1)) == open_ns:
+                values[j] = [b["o"], b["h"], b["l"], b["c"], b["v"]]
+                present[j] = True
+            rate = b.get("funding")
+            if rate is not None and (sym not in last_rate or last_rate[sym] != rate):
+                if sym in last_rate:  # the first rate seen was settled before the run: not charged in it
+                    events.append(FundingEvent(sym, int(rnd["ts"]), float(rate)))
+                last_rate[sym] = float(rate)
+        out.append((open_ns, values, present, events))
+    return out
+
+
+def run_twin(frames: LedgerFrames, agents: Sequence[Any] | None = None) -> TwinRun:
+    """Play the run's bars through the simulator with `agents` (default: a `LedgerAgent` per account)."""
+    config = ArenaConfig.from_dict(frames.run.config)
+    run_id = frames.run.run_id
+    symbols = tuple(frames.run.symbols)
+    timeframe = frames.run.timeframe
+    bar_ns = timeframe_to_ns(timeframe)
+    round_at = {int(ts): int(r) for r, ts in zip(frames.rounds["round_no"], frames.rounds["ts"], strict=True)}
+    if agents is None:
+        dec = frames.decisions
+        agents = [LedgerAgent(name, dec[dec["agent"] == name], round_at) for name in frames.agents]
+    bt = config.market
+    accounts = open_accounts(agents, bt, symbols, run_id)
+    cash0 = bt.execution.initial_cash
+    breakers = BreakerBook(config.breakers, [a.name for a in agents], cash0)
+    rounds = config.rounds
+    policy = RoundPolicy(rounds.bars_per_round, None, rounds.stats_window, hold_on_error=True)
+    tape = MarketTape(symbols, timeframe)
+    recorder = _Recorder()
+    driver = _TwinDriver(accounts, bt, tape, run_id=run_id, policy=policy, breakers=breakers, ledger=recorder)
+    decided = set(frames.decisions["round_no"].astype(int)) if len(frames.decisions) else set()
+    opens: dict[tuple[str, int], float] = {}
+    try:
+        for (open_ns, values, present, events), round_no in zip(
+            played_bars(frames, symbols, bar_ns), frames.rounds["round_no"], strict=True
+        ):
+            tape.append_aligned(open_ns, values, None if present.all() else present, events)
+            for j, sym in enumerate(symbols):
+                if present[j]:
+                    opens[(sym, open_ns)] = float(values[j, 0])
+            driver.play_bar(int(round_no), int(round_no) in decided)
+    finally:
+        driver.close()
+    marks = {s: float(m) for s, m in zip(symbols, tape.close_marks(), strict=True)}
+    fills = pd.DataFrame(recorder.rows, columns=[*_FILL_KEYS])
+    return TwinRun(
+        fills=fills,
+        orders=pd.DataFrame(recorder.orders, columns=_ORDER_KEYS),
+        equity={acc.name: float(acc.equity) for acc in accounts},
+        funding_paid={acc.name: float(acc.portfolio.funding_paid) for acc in accounts},
+        marks=marks,
+        opens=opens,
+        bar_ns=bar_ns,
+    )
+
+
+_ORDER_KEYS = ("order_id", "agent", "round_no", "symbol", "stop_loss", "take_profit", "reference_price", "created_at")
+_FILL_KEYS = (
+    "fill_id",
+    "order_id",
+    "agent",
+    "round_no",
+    "symbol",
+    "ts",
+    "side",
+    "kind",
+    "quantity",
+    "price",
+    "fee",
+    "realized_pnl",
+    "funding",
+)
+
+
+# -- the decomposition (pure) --------------------------------------------------------------------------------------
+def fill_prices(
+    fills: pd.DataFrame, orders: pd.DataFrame, opens: Mapping[tuple[str, int], float], bar_ns: int
+) -> pd.DataFrame:
+    """`fills` (one agent's, one side's, in order) with reference, arrival and slippage columns (see the module)."""
+    by_order = {r["order_id"]: r for r in _records(orders)}
+    levels: dict[str, tuple[float | None, float | None]] = {}  # symbol -> (stop, take) of the open position
+    rows = []
+    for f in _records(fills):
+        s = 1.0 if f["side"] == "buy" else -1.0
+        q, p, ts, sym = float(f["quantity"]), float(f["price"]), int(f["ts"]), str(f["symbol"])
+        o = by_order.get(f["order_id"])
+        kind = f["kind"]
+        if o is not None:
+            ref = float(o["reference_price"])
+            if int(f["round_no"]) == int(o["round_no"]):  # filled on the decision bar: at its close
+                arrival = ref
+            else:
+                start = ts - (ts % bar_ns) if bar_ns else ts
+                arrival = opens.get((sym, ts), opens.get((sym, start), ref))
+            if kind == FillKind.ENTRY.value:
+                levels[sym] = (_num(o["stop_loss"]), _num(o["take_profit"]))
+        else:
+            stop, take = levels.get(sym, (None, None))
+            level = stop if kind == FillKind.STOP_LOSS.value else take if kind == FillKind.TAKE_PROFIT.value else None
+            ref = arrival = p if level is None else float(level)
+        rows.append(
+            {
+                "reference_price": ref,
+                "arrival_price": arrival,
+                "slippage_bps": s * (p / ref - 1.0) * 1e4 if ref else math.nan,
+                "slippage_usd": s * q * (p - ref),
+                "latency_usd": s * q * (arrival - ref),
+                "execution_usd": s * q * (p - arrival),
+            }
+        )
+    extra = pd.DataFrame(rows, index=fills.index, columns=list(rows[0]) if rows else _PRICE_COLUMNS)
+    return pd.concat([fills, extra], axis=1)
+
+
+_PRICE_COLUMNS = ["reference_price", "arrival_price", "slippage_bps", "slippage_usd", "latency_usd", "execution_usd"]
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def decompose(
+    agent: str,
+    real: pd.DataFrame,
+    twin: pd.DataFrame,
+    *,
+    real_equity: float,
+    twin_equity: float,
+    real_funding: float,
+    twin_funding: float,
+    marks: Mapping[str, float],
+    source: str = _SOURCE_RECORDED,
+) -> AgentGap:
+    """One agent's gap and its parts from both sides' priced fills (`fill_prices`); the formulas are the module's."""
+    r = real.set_index("fill_id", drop=False)
+    w = twin.set_index("fill_id", drop=False)
+    both = r.index.intersection(w.index)
+    fees = latency = slippage = 0.0
+    for fid in both:
+        a, b = r.loc[fid], w.loc[fid]
+        s = 1.0 if a["side"] == "buy" else -1.0
+        q = float(a["quantity"])
+        fees += float(b["fee"]) - float(a["fee"])
+        latency -= s * q * (float(a["arrival_price"]) - float(b["arrival_price"]))
+        slippage -= (
+            s * q * ((float(a["price"]) - float(a["arrival_price"])) - (float(b["price"]) - float(b["arrival_price"])))
+        )
+
+    def alone(frame: pd.DataFrame, keep: pd.Index) -> float:
+        total = 0.0
+        for f in _records(frame[~frame.index.isin(keep)]):
+            s = 1.0 if f["side"] == "buy" else -1.0
+            p = float(f["price"])
+            total += s * float(f["quantity"]) * (marks.get(str(f["symbol"]), p) - p) - float(f["fee"])
+        return total
+
+    one_sided = alone(r, both) - alone(w, both)
+    funding = twin_funding - real_funding
+    gap = real_equity - twin_equity
+    named = fees + slippage + funding + latency + one_sided
+    return AgentGap(
+        agent=agent,
+        source=source,
+        real_equity=real_equity,
+        twin_equity=twin_equity,
+        gap=gap,
+        fees=fees,
+        slippage=slippage,
+        funding=funding,
+        latency=latency,
+        one_sided=one_sided,
+        residual=gap - named,
+        real_fills=len(r),
+        twin_fills=len(w),
+        one_sided_fills=len(r) + len(w) - 2 * len(both),
+    )
+
+
+def twin_report(store: ArenaStore, run_id: str) -> TwinReport:
+    """Replay a paper or live run's recorded decisions through the simulator and explain each agent's equity gap.
+
+    Raises `TwinError` (one line) for an unknown run, a replay run, or a run with no committed round.
+    """
+    frames = read_ledger(store, run_id)
+    twin = run_twin(frames)
+    return explain(frames, twin)
+
+
+def explain(frames: LedgerFrames, twin: TwinRun, sources: Mapping[str, str] | None = None) -> TwinReport:
+    """The report from the ledger's frames and the twin's outcome (no I/O)."""
+    eq = frames.equity
+    agents: list[AgentGap] = []
+    tables: list[pd.DataFrame] = []
+    for name in frames.agents:
+        mine = eq[eq["agent"] == name]
+        real_eq = float(mine["equity"].iloc[-1]) if len(mine) else float("nan")
+        real = fill_prices(_of(frames.fills, name), _of(frames.orders, name), twin.opens, twin.bar_ns)
+        sim = fill_prices(_of(twin.fills, name), _of(twin.orders, name), twin.opens, twin.bar_ns)
+        gap = decompose(
+            name,
+            real,
+            sim,
+            real_equity=real_eq,
+            twin_equity=twin.equity.get(name, float("nan")),
+            real_funding=frames.funding_paid.get(name, 0.0),
+            twin_funding=twin.funding_paid.get(name, 0.0),
+            marks=twin.marks,
+            source=(sources or {}).get(name, _SOURCE_RECORDED),
+        )
+        agents.append(gap)
+        matched = set(real["fill_id"]) & set(sim["fill_id"])
+        for side, frame in (("real", real), ("twin", sim)):
+            if len(frame):
+                frame = frame.assign(side_of=side, matched=frame["fill_id"].isin(matched), agent=name)
+                tables.append(frame.reindex(columns=FILL_COLUMNS))
+    fills = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=FILL_COLUMNS)
+    return TwinReport(frames.run.run_id, frames.run.mode, len(frames.rounds), agents, fills)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _of(fills: pd.DataFrame, agent: str) -> pd.DataFrame:
+    return fills[fills["agent"] == agent].reset_index(drop=True)
