@@ -15,7 +15,7 @@ from arena_lib.agents.llm.cache import CacheMode, ResponseCache
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.rounds import ArenaRunner
-from arena_lib.arena.session import RunReport, build_roster, create_run, error_rounds, job_run_id, local_llm_servers
+from arena_lib.arena.session import RunReport, build_roster, create_run, job_report, job_run_id, local_llm_servers
 from arena_lib.arena.store import ArenaStore
 from arena_lib.data.market import MarketData
 from arena_lib.execution.latch import AccountSecrets, check_latch
@@ -124,8 +124,4 @@ def live_step(
             outcomes = runner.play_new()
         finally:
             runner.close()
-    run = store.get_run(run_id)
-    status, message = ("halted", runner.halted.describe()) if runner.halted else ("running", run.message)
-    store.set_status(run_id, status, message)
-    decided = sum(o.decided for o in outcomes)
-    return RunReport(run_id, status, decided, roster.skipped, flags, error_rounds(outcomes), message)
+    return job_report(store, runner, roster, flags, outcomes)

@@ -349,6 +349,17 @@ def _play(
     return RunReport(runner.run_id, status, len(outcomes), skipped, flags, error_rounds(outcomes), message)
 
 
+def job_report(
+    store: ArenaStore, runner: ArenaRunner, roster: Roster, flags: dict[str, str], outcomes: Sequence[RoundOutcome]
+) -> RunReport:
+    """A scheduled job's invocation as a report: `halted` when the kill switch stopped it, else still `running`."""
+    run = store.get_run(runner.run_id)
+    status, message = ("halted", runner.halted.describe()) if runner.halted else ("running", run.message)
+    store.set_status(runner.run_id, status, message)
+    decided = sum(o.decided for o in outcomes)
+    return RunReport(runner.run_id, status, decided, roster.skipped, flags, error_rounds(outcomes), message)
+
+
 def error_rounds(outcomes: Sequence[RoundOutcome]) -> dict[str, int]:
     """How many rounds each agent held because of an error."""
     return dict(Counter(name for o in outcomes for name in o.errors))
@@ -486,8 +497,4 @@ def trade_step(
             outcomes = runner.play_new()
         finally:
             runner.close()
-    run = store.get_run(run_id)
-    status, message = ("halted", runner.halted.describe()) if runner.halted else ("running", run.message)
-    store.set_status(run_id, status, message)
-    decided = sum(o.decided for o in outcomes)
-    return RunReport(run_id, status, decided, roster.skipped, flags, error_rounds(outcomes), message)
+    return job_report(store, runner, roster, flags, outcomes)
