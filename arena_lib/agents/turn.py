@@ -50,6 +50,20 @@ class AgentStats:
 
 
 @dataclass(frozen=True)
+class ClosedPosition:
+    """A position that closed since the agent last decided, and why: the agent did not see it happen (a stop or
+    take-profit that filled, on the exchange or in the simulator, a liquidation, a trade made outside Arena)."""
+
+    symbol: str
+    side: str  # the position's side: long | short
+    quantity: float
+    exit_price: float
+    realized_pnl: float  # price PnL of the closed quantity, before fees
+    reason: str
+    timestamp: int  # epoch ns of the fill
+
+
+@dataclass(frozen=True)
 class TurnContext:
     """What the runner tells an agent besides the snapshot and its account."""
 
@@ -59,6 +73,7 @@ class TurnContext:
     exit_plans: Mapping[str, ExitPlan] = field(default_factory=dict)
     stats: AgentStats | None = None
     deadline: float | None = None  # time.monotonic() by which the turn must be answered (None: no deadline)
+    recent_exits: tuple[ClosedPosition, ...] = ()  # positions closed since the agent's previous turn
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,12 @@
 
 The logic is `arena_lib.arena.twin`; this prints its per-agent table (rich) or one JSON object (`--json`). An
 unknown run, a replay run or a run with nothing committed is one error line, exit code 2.
+
+`--from-cache` re-asks the run's LLM agents from the response cache (`--cache-db`) in strict mode; an agent whose
+cache misses replays its recorded decisions from that round on. The output says, per agent, where its twin's
+decisions came from, why the cache missed, and how many re-asked rounds differ from the recorded decisions
+(`--json`: `replays`, with the first differing rounds, and `divergences`). Missing warm-up history for the prompts
+is one error line, exit code 2.
 """
 
 from __future__ import annotations
@@ -36,15 +42,27 @@ def twin(
     fills: Annotated[
         bool, typer.Option("--fills", help="also print every fill's slippage against its reference")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object: agents, fills")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object: agents, fills, replays")] = False,
+    from_cache: Annotated[
+        bool,
+        typer.Option(
+            "--from-cache", help="re-ask LLM agents from the response cache (strict); a miss falls back to the record"
+        ),
+    ] = False,
+    cache_db: Annotated[
+        str | None,
+        typer.Option("--cache-db", help="LLM cache URL (default ARENA_LLM_CACHE_URL or .arena/llm_cache.db)"),
+    ] = None,
 ) -> None:
     """Replay a paper/live run's decisions through the simulator; split each agent's equity gap into parts."""
+    from arena_lib.agents.llm.cache import ResponseCache
     from arena_lib.arena.store import ArenaStore
     from arena_lib.arena.twin import TwinError, twin_report
     from arena_lib.cli.common import console, fail
 
     try:
-        report = twin_report(ArenaStore(db), run_id)
+        cache = ResponseCache(cache_db) if from_cache else None
+        report = twin_report(ArenaStore(db), run_id, from_cache=from_cache, cache=cache)
     except TwinError as exc:
         fail(str(exc))
         return
@@ -67,6 +85,17 @@ def twin(
         sources.setdefault(a.source, []).append(a.agent)
     for source, names in sources.items():
         console.print(f"twin decisions from {source}: {', '.join(names)}", highlight=False)
+    if report.warmup:
+        console.print(f"warm-up: {report.warmup}", highlight=False)
+    for r in report.replays:
+        line = f"{r.agent}: {r.reasked} decision rounds re-asked from the cache, {r.differing} differ from the record"
+        if r.differing_rounds:
+            line += f" (first: rounds {', '.join(map(str, r.differing_rounds))})"
+        if r.miss:
+            line += f"; cache miss: {r.miss}"
+        console.print(line, highlight=False, soft_wrap=True)
+    for d in report.divergences:
+        console.print(f"  {d}", highlight=False, soft_wrap=True)
     if fills:
         ft = Table(header_style="bold")
         cols = [

@@ -34,7 +34,7 @@ from arena_lib.agents.base import AccountView, Agent
 from arena_lib.agents.llm.cache import CacheMissError
 from arena_lib.agents.llm.context import coin_context
 from arena_lib.agents.llm.invalidation import Condition, compile_condition
-from arena_lib.agents.turn import AgentStats, ExitPlan, Turn, TurnAgent, TurnContext
+from arena_lib.agents.turn import AgentStats, ClosedPosition, ExitPlan, Turn, TurnAgent, TurnContext
 from arena_lib.core.clock import SimulatedClock
 from arena_lib.core.config import BacktestConfig
 from arena_lib.core.types import Action, Decision, Fill, FillKind, Order, RiskVerdict, hold
@@ -88,6 +88,8 @@ class Account:
     equity: float = 0.0  # at the last bar's close
     exposure: float = 0.0  # gross notional at the last bar's close
     idle_view: AccountView | None = None  # reused while the account is flat and its cash unchanged
+    closed: list[ClosedPosition] = field(default_factory=list)  # since its last turn (turn agents only)
+    noted: int = 0  # this bar's fills already looked at for `closed`
 
     @property
     def name(self) -> str:
@@ -244,6 +246,7 @@ class Driver:
         if self.ledger is not None:
             self.ledger.record(self, record)
         for acc in self.accounts:  # the per-bar lists only feed this bar's record
+            acc.noted = 0
             if acc.fills:
                 acc.fills.clear()
             if acc.verdicts:
@@ -274,6 +277,7 @@ class Driver:
             self.ledger.record(self, record)
         for acc in self.accounts:
             acc.fills.clear()
+            acc.noted = 0
         return record
 
     def marks(self) -> list[float]:
@@ -289,7 +293,17 @@ class Driver:
             raise BrokerError(
                 f"broker {type(acc.broker).__name__} of {acc.name!r} failed settling a bar: {exc}"
             ) from exc
+        self._note_exits(acc)
         self._forget_closed(acc)
+
+    def _note_exits(self, acc: Account) -> None:
+        """Keep, for a turn agent's next turn, the closes of this bar it did not order (a stop that fired, ...)."""
+        if not (self._async and isinstance(acc.agent, TurnAgent)):
+            return
+        for f in acc.fills[acc.noted :]:
+            if f.kind is not FillKind.ENTRY and unseen_exit(f):
+                acc.closed.append(closed_position(f))
+        acc.noted = len(acc.fills)
 
     def _close_bar(self, acc: Account) -> None:
         """The bar's closing equity and exposure; exits for the win rate; plans of positions that closed."""
@@ -298,6 +312,7 @@ class Driver:
             for f in acc.fills:
                 if f.kind is not FillKind.ENTRY:
                     acc.exits.append(f.realized_pnl - f.fee)
+            self._note_exits(acc)
             self._forget_closed(acc)
         if pf.positions:
             marks = self.marks()
@@ -348,6 +363,7 @@ class Driver:
 
     def context(self, acc: Account, round_no: int, deadline: float | None) -> TurnContext:
         """What the driver tells an agent besides the snapshot and its account; the same in every mode."""
+        exits, acc.closed = tuple(acc.closed), []
         return TurnContext(
             round_no=round_no,
             started_at_ns=self.started_at_ns,
@@ -355,6 +371,7 @@ class Driver:
             exit_plans=dict(acc.plans),
             stats=self._stats(acc),
             deadline=deadline,
+            recent_exits=exits,
         )
 
     def _play_sync(self, acc: Account, snapshot: MarketSnapshot, gate: Trip | None) -> Turn:
@@ -526,6 +543,32 @@ class Driver:
                     log.debug("closing %s's client: %s", acc.name, exc)
         self._loop.close()
         self._loop = None
+
+
+_EXIT_REASONS = {
+    FillKind.STOP_LOSS: "stop-loss filled",
+    FillKind.TAKE_PROFIT: "take-profit filled",
+    FillKind.LIQUIDATION: "liquidated",
+    FillKind.EXIT: "closed",
+}
+_SOURCES = {  # fills from these sources were not ordered by the agent at its last turn
+    "exchange": " on the exchange",
+    "manual": " by a trade made outside Arena",
+    "recovered": " by an order sent before a restart",
+}
+
+
+def unseen_exit(f: Fill) -> bool:
+    """A closing fill the agent did not order at its last turn: an exit that fired, a liquidation, a trade made
+    outside Arena, or an order sent before a restart (its own closes it knows about)."""
+    return f.kind is not FillKind.EXIT or f.source in _SOURCES
+
+
+def closed_position(f: Fill) -> ClosedPosition:
+    """What an agent is told about a fill that closed (part of) its position."""
+    reason = _EXIT_REASONS.get(f.kind, f.kind.value) + _SOURCES.get(f.source, "")
+    side = "long" if f.side.value == "sell" else "short"
+    return ClosedPosition(f.symbol, side, f.quantity, f.price, f.realized_pnl, reason, f.timestamp)
 
 
 async def _ready(turn: Turn) -> Turn:

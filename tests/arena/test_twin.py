@@ -3,6 +3,11 @@
 The paper runs here are played offline by `ArenaRunner` over the bundled sample (a paper run's ledger is the same
 whatever feed filled it). The brokers below are TEST DOUBLES labelled as such: the simulator with a known extra
 slippage, or with an exchange-side stop fill the simulator never makes; the twin must find exactly those.
+
+`--from-cache`: an LLM agent plays a paper run through the real openai SDK against the loopback server
+(`tests.servers.llm`, answering from the scripted TEST FIXTURES of `tests.arena.conftest`), recording its responses
+in a cache; the twin re-asks it from that cache in strict mode and must reproduce the run exactly, and a cache
+with one entry deleted must fall back to the recorded decisions from that round and say so.
 """
 
 from __future__ import annotations
@@ -13,9 +18,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from typer.testing import CliRunner
 
+from arena_lib.agents.base import Agent
+from arena_lib.agents.llm.agent import LLMAgent
+from arena_lib.agents.llm.cache import ResponseCache
 from arena_lib.agents.registry import build_agent
+from arena_lib.arena import twin as tw
 from arena_lib.arena.rounds import ArenaRunner
 from arena_lib.arena.session import Roster, create_run, load_arena_market
 from arena_lib.arena.store import ArenaStore
@@ -24,10 +34,13 @@ from arena_lib.cli.main import app
 from arena_lib.core.config import CostModel
 from arena_lib.core.spec import AgentSpec
 from arena_lib.core.types import Fill, FillKind, OrderSide
+from arena_lib.data.history import load_market
+from arena_lib.data.market import MarketData
 from arena_lib.data.tape import OPEN, MarketTape
 from arena_lib.engine.broker import Broker, SimBroker, exit_order_id
 from arena_lib.engine.portfolio import Portfolio, close_position
-from tests.arena.conftest import QUANT, arena_config
+from tests.arena.conftest import ENV, QUANT, WINDOW_BARS, Desk, arena_config, buyer, holder, llm_config
+from tests.servers.llm import LLMServer
 
 HOLDER = AgentSpec("buy_and_hold", {"fraction": 0.4})
 COSTS = CostModel(fee_bps=5.0, slippage_bps=1.0, impact_coef=0.0)
@@ -240,3 +253,197 @@ def test_the_monitor_shows_each_fills_slippage_and_the_twin_gap(
     at = open_app(f"sqlite:///{tmp_path}/arena.db", monkeypatch, "views/agent.py")
     no_failure(at)
     assert "Gap to the simulated twin" in texts(at)
+
+
+# -- --from-cache: LLM agents re-asked from the response cache in strict mode -------------------------------------
+
+
+def _llm_paper_run(  # type: ignore[no-untyped-def]
+    store: ArenaStore,
+    run_id: str,
+    server: LLMServer,
+    desk: Desk,
+    cache: ResponseCache,
+    brokers=None,
+    invalidation="rsi14 > 80",
+    pct=0.4,
+):
+    """A paper run of a scalping LLM agent (adaptive: its prompts show its stats, its exit plans and an
+    invalidation condition) beside the buy-and-hold quant, its responses recorded in `cache`."""
+    desk.routes["trader"] = buyer(target_pct=pct, stop_pct=pct, invalidation=invalidation)
+    cfg = llm_config(server, "trader", adaptive=True)
+    config = arena_config(cfg, quant=(HOLDER,))
+    config = replace(config, market=config.market.model_copy(update={"costs": COSTS}))
+    market, first = load_arena_market(config)
+    agents = [build_agent(HOLDER), LLMAgent(cfg, cache=cache, cache_mode="use", env=ENV)]
+    create_run(store, config, Roster(agents), market, "paper", run_id)
+    made = brokers(config, market, agents) if callable(brokers) else None
+    runner = ArenaRunner(config, agents, market, store, run_id, first_row=first, brokers=made)
+    try:
+        runner.run()
+    finally:
+        runner.close()
+    return config, market
+
+
+def _replay(report: TwinReport, agent: str):  # type: ignore[no-untyped-def]
+    return next(r for r in report.replays if r.agent == agent)
+
+
+def test_from_cache_reasks_the_llm_agent_and_reproduces_its_run_exactly(
+    store: ArenaStore, server: LLMServer, desk: Desk, cache: ResponseCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _llm_paper_run(store, "paper-llm", server, desk, cache)
+    calls = server.calls()
+    assert calls == WINDOW_BARS
+    fills = store.fills_frame("paper-llm")
+    assert {"entry", "take_profit", "stop_loss"} <= set(fills[fills["agent"] == "trader"]["kind"])
+
+    report = twin_report(store, "paper-llm", from_cache=True, cache=ResponseCache(cache.url))
+
+    assert server.calls() == calls  # strict: nothing was asked of the server
+    by = {a.agent: a for a in report.agents}
+    assert by["trader"].source == "cache (strict)"
+    assert by["buy_and_hold"].source == "recorded decisions"
+    trader = _replay(report, "trader")
+    assert (trader.reasked, trader.differing, trader.fallback_round, trader.miss) == (WINDOW_BARS, 0, None, "")
+    assert [r.agent for r in report.replays] == ["trader"]  # quant agents are never re-asked
+    assert report.divergences == []
+    assert "the run's own market data" in report.warmup
+    for a in report.agents:
+        assert a.gap == 0.0
+        assert all(v == pytest.approx(0.0, abs=1e-9) for v in a.parts().values())
+        assert a.one_sided_fills == 0
+    assert by["trader"].real_fills == by["trader"].twin_fills > 0
+    assert report.fills["matched"].all()
+
+    res = CliRunner().invoke(
+        app,
+        ["twin", "paper-llm", "--from-cache", "--json", "--db", str(store.engine.url), "--cache-db", cache.url],
+    )
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.output)
+    assert payload["replays"] == [
+        {
+            "agent": "trader",
+            "source": "cache (strict)",
+            "reasked": WINDOW_BARS,
+            "differing": 0,
+            "differing_rounds": [],
+            "fallback_round": None,
+            "miss": "",
+        }
+    ]
+    assert {a["agent"]: a["gap"] for a in payload["agents"]} == {"buy_and_hold": 0.0, "trader": 0.0}
+
+    # The warm-up is what makes the first prompt the run's: one bar of history less and its indicators differ.
+    full = tw.warmup_history
+
+    def one_bar_less(frames: tw.LedgerFrames) -> tuple[MarketData, int, str]:
+        market, rows, note = full(frames)
+        return market, rows - 1, note
+
+    monkeypatch.setattr(tw, "warmup_history", one_bar_less)
+    short = _replay(twin_report(store, "paper-llm", from_cache=True, cache=ResponseCache(cache.url)), "trader")
+    assert (short.source, short.reasked, short.fallback_round) == ("recorded decisions", 0, 0)
+    assert short.miss.startswith("round 0: the twin's prompt differs from the run's (line ")
+    assert "current_ema20 = " in short.miss
+
+
+def test_a_cache_missing_one_entry_falls_back_to_the_record_from_that_round(
+    store: ArenaStore, server: LLMServer, desk: Desk, cache: ResponseCache
+) -> None:
+    # an invalidation condition that holds often: after the miss the twin's engine closes on it from the
+    # recorded notes, as the run's engine did
+    _llm_paper_run(store, "paper-gap", server, desk, cache, invalidation="rsi14 > 55", pct=1.5)
+    gone = 7
+    decisions = store.decisions_frame("paper-gap", "trader")
+    assert (decisions[decisions["source"] == "invalidation"]["round_no"] > gone).sum() >= 2
+    calls = store.llm_calls_frame("paper-gap", "trader")
+    key = calls.loc[calls["round_no"] == gone, "cache_key"].item()
+    with cache.engine.begin() as conn:
+        assert conn.execute(text("DELETE FROM llm_cache WHERE key = :k"), {"k": key}).rowcount == 1
+
+    report = twin_report(store, "paper-gap", from_cache=True, cache=ResponseCache(cache.url))
+
+    trader = _replay(report, "trader")
+    assert trader.source == f"cache until round {gone}, then recorded"
+    assert trader.fallback_round == gone
+    assert trader.reasked == gone  # rounds 0 .. gone-1 came from the cache
+    assert trader.differing == 0
+    assert trader.miss == f"round {gone}: the run's own request is not in the cache"
+    by = {a.agent: a for a in report.agents}
+    assert by["trader"].source == trader.source
+    for a in report.agents:  # the recorded decisions after the miss are the run's: still no gap
+        assert a.gap == 0.0
+        assert a.one_sided_fills == 0
+    twin_exits = report.fills[(report.fills["side_of"] == "twin") & (report.fills["kind"] == "exit")]
+    assert (twin_exits["round_no"] > gone).sum() >= 2
+
+    res = CliRunner().invoke(
+        app, ["twin", "paper-gap", "--from-cache", "--db", str(store.engine.url), "--cache-db", cache.url]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"cache until round {gone}, then recorded: trader" in res.output
+    assert f"cache miss: round {gone}: the run's own request is not in the cache" in res.output
+
+
+def test_when_the_twins_account_differs_the_prompt_differs_and_the_cache_says_so(
+    store: ArenaStore, server: LLMServer, desk: Desk, cache: ResponseCache
+) -> None:
+    _llm_paper_run(store, "paper-llm-slip", server, desk, cache, brokers=_slipping_for("paper-llm-slip"))
+
+    report = twin_report(store, "paper-llm-slip", from_cache=True, cache=ResponseCache(cache.url))
+
+    trader = _replay(report, "trader")
+    entries = store.fills_frame("paper-llm-slip")
+    first_fill = int(entries[entries["agent"] == "trader"]["round_no"].min())
+    # the run's fills were slipped: from the first one on the run's account (cash, equity) is not the twin's
+    assert trader.fallback_round is not None
+    assert 0 < trader.fallback_round <= first_fill + 1
+    assert trader.source == f"cache until round {trader.fallback_round}, then recorded"
+    assert trader.miss.startswith(f"round {trader.fallback_round}: the twin's prompt differs from the run's (line ")
+    assert trader.differing == 0
+    _assert_adds_up(report)
+    assert {a.agent: a.gap != 0.0 for a in report.agents} == {"buy_and_hold": True, "trader": True}
+
+
+def test_from_cache_names_the_missing_warm_up_history(
+    store: ArenaStore,
+    server: LLMServer,
+    desk: Desk,
+    cache: ResponseCache,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARENA_DATA_CACHE", str(tmp_path / "no-ingest-cache"))  # the bundled sample only
+    # A run on the sample's first hours, over bars that are not `load_arena_market`'s (a live feed's, say): the
+    # twin needs the paper feed's warm-up before its first round, which no local data holds.
+    market = load_market(("BTC/USDT", "ETH/USDT"), "1h", "2022-01-01T02:00", "2022-01-01T06:00")
+    config = arena_config()
+    config = replace(
+        config, market=config.market.model_copy(update={"start": "2022-01-01T04:00", "end": "2022-01-01T06:00"})
+    )
+    desk.routes["trader"] = holder()  # too little history for a price in the prompt: it holds
+    cfg = llm_config(server, "trader")
+    config = config.with_llm((cfg,))
+    agents: list[Agent] = [LLMAgent(cfg, cache=cache, env=ENV)]
+    create_run(store, config, Roster(agents), market, "paper", "paper-early")
+    runner = ArenaRunner(config, agents, market, store, "paper-early", first_row=2)
+    try:
+        runner.run()
+    finally:
+        runner.close()
+
+    with pytest.raises(TwinError, match=r"needs the 298 1h bars before the first round \(2021-12-19T") as info:
+        twin_report(store, "paper-early", from_cache=True, cache=ResponseCache(cache.url))
+    assert "BTC/USDT (has 2022-01-01T00:00:00+00:00 to 2022-01-01T03:00:00+00:00)" in str(info.value)
+    assert twin_report(store, "paper-early").agents[0].gap == 0.0  # the recorded twin needs no history
+
+    res = CliRunner().invoke(
+        app, ["twin", "paper-early", "--from-cache", "--db", str(store.engine.url), "--cache-db", cache.url]
+    )
+    assert res.exit_code == 2
+    assert "missing in the local data" in res.output
+    assert "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from arena_lib.agents.base import AccountView
+from arena_lib.agents.turn import Turn
 from arena_lib.core.types import Action, Decision
 from arena_lib.data.snapshot import MarketSnapshot
 
@@ -48,3 +51,14 @@ class Holder:
         close = snapshot.bar(sym).close
         stop = close * (1 - self.stop_pct) if self.stop_pct else None
         return [Decision(sym, Action.ENTER_LONG, size=self.fraction, leverage=2.0, stop_loss=stop, reason="fixture")]
+
+
+class Recorder(Holder):
+    """A turn agent (as LLM agents are) that enters like `Holder` and records every `TurnContext` it is given."""
+
+    name = "recorder"
+    contexts: ClassVar[list[Any]] = []  # class-level: the job rebuilds its agents on every invocation
+
+    async def play_turn(self, snapshot: MarketSnapshot, account: AccountView, context: Any) -> Turn:
+        Recorder.contexts.append(context)
+        return Turn(self.decide(snapshot, account))

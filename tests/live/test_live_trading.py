@@ -241,3 +241,50 @@ def test_a_store_reopened_keeps_the_broker_state(rig: LiveRig, tmp_path: Path) -
     rig.step(1)
     rig.step(2)
     assert_reconciled(rig)
+
+
+def test_the_next_prompt_context_shows_the_exchange_stop_with_its_price_and_reason(
+    rig: LiveRig, tmp_path: Path
+) -> None:
+    from tests.live.agents import Recorder
+
+    Recorder.contexts.clear()
+    path = tmp_path / "recorder.yaml"
+    path.write_text(arena_yaml(agent="tests.live.agents:Recorder"))
+    rig.config = load_arena_config(path)
+    rig.step(0)
+    algos = rig.server.account_state(KEY)["openAlgoOrders"]
+    stop = float(next(a for a in algos if a["orderType"] == "STOP_MARKET")["triggerPrice"])
+    rig.server.set_price("BTCUSDT", stop)
+    from arena_lib.arena.live import live_step
+
+    live_step(rig.config, rig.store, market_until(1), job=rig.job, connect=rig.connect, env=ENV)
+    assert Recorder.contexts[0].recent_exits == ()
+    (closed,) = Recorder.contexts[1].recent_exits
+    assert (closed.symbol, closed.side, closed.reason) == ("BTC/USDT", "long", "stop-loss filled on the exchange")
+    assert closed.exit_price == pytest.approx(stop)
+
+
+def test_the_prompt_lists_positions_closed_since_the_last_decision() -> None:
+    from arena_lib.agents.base import AccountView
+    from arena_lib.agents.llm.prompt import PromptBuilder
+    from arena_lib.agents.turn import ClosedPosition
+    from arena_lib.data.snapshot import MarketSnapshot
+    from arena_lib.data.tape import MarketTape
+    from arena_lib.engine.feeds import ReplayFeed
+
+    market = market_until(0)
+    feed = ReplayFeed(market, market.n_bars - 1)
+    tape = MarketTape(market.symbols, market.timeframe)
+    feed.warm_up(tape)
+    feed.advance(tape)
+    snap = MarketSnapshot.of(tape)
+    closed = ClosedPosition("BTC/USDT", "long", 0.011, 81_342.2, -25.3, "stop-loss filled on the exchange", 0)
+    builder = PromptBuilder("v2")
+    args = {"symbols": snap.symbols, "started_at_ns": snap.timestamp_ns, "invocation": 2, "max_leverage": 5.0}
+    view = AccountView(10_000.0, 10_000.0, 10_000.0, {})
+    with_exit = builder.build(snap, view, recent_exits=[closed], **args).user
+    assert "BTC long closed: quantity = 0.011" in with_exit
+    assert "exit_price = 81342.2" in with_exit
+    assert "reason = stop-loss filled on the exchange" in with_exit
+    assert "Closed since your last decision" not in builder.build(snap, view, **args).user

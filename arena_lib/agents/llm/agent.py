@@ -112,6 +112,7 @@ class LLMAgent:
             stats=context.stats if self.config.adaptive else None,
             max_leverage=context.max_leverage,
             condition_fields=self._conditions,
+            recent_exits=context.recent_exits,
         )
 
     async def play_turn(self, snapshot: MarketSnapshot, account: AccountView, context: TurnContext) -> Turn:

@@ -30,7 +30,7 @@ from arena_lib.agents.llm.context import (
     min_history,
 )
 from arena_lib.agents.llm.schema import Signal, coin_name
-from arena_lib.agents.turn import AgentStats, ExitPlan
+from arena_lib.agents.turn import AgentStats, ClosedPosition, ExitPlan
 
 if TYPE_CHECKING:
     from arena_lib.agents.base import AccountView
@@ -172,6 +172,14 @@ class _PositionView:
     plan: ExitPlan
 
 
+@dataclass(frozen=True, slots=True)
+class _ClosedView:
+    """A position that closed since the last turn, as the account section shows it."""
+
+    coin: str
+    exit: ClosedPosition
+
+
 class PromptBuilder:
     """Renders the system and user prompts of one template version from a snapshot and an account.
 
@@ -201,6 +209,7 @@ class PromptBuilder:
         stats: AgentStats | None = None,
         max_leverage: float,
         condition_fields: Mapping[str, str] | None = None,
+        recent_exits: Sequence[ClosedPosition] = (),
     ) -> Prompt:
         """The prompt for one round; `started_at_ns` is when trading started (market time), `invocation` the round."""
         symbols = tuple(symbols)
@@ -247,6 +256,7 @@ class PromptBuilder:
             return_pct=(account.equity / account.initial_cash - 1.0) * 100.0 if account.initial_cash else math.nan,
             positions=self._positions(snapshot, account, symbols, exit_plans or {}),
             stats=stats,
+            recent_exits=[_ClosedView(coin_name(x.symbol), x) for x in recent_exits],
         ).strip()
         return Prompt.create(self.version, system, user)
 
