@@ -75,9 +75,9 @@ class LiveBroker:
         self._bar_ns = 0
         # committed with each bar (`state`)
         self.trade_cursor_ms: int | None = None
-        self.seen_trades: set[str] = set()
+        self.seen_trades: dict[str, int] = {}  # trade id -> exchange time (ms), pruned behind the cursor
         self.funding_cursor_ms: int | None = None
-        self.seen_funding: set[str] = set()
+        self.seen_funding: dict[str, int] = {}
         self.orders: dict[str, str] = {}  # exchange order id -> our client id
         self.exits: dict[str, dict[str, str]] = {}  # symbol -> purpose letter -> client id of a resting exit order
         self.wallet_offset: float | None = None  # exchange wallet - ledger wallet at the run's start
@@ -144,10 +144,10 @@ class LiveBroker:
         now = self._wall_ms()
         for sym in self.symbols:
             for r in v.call(f"fetch trades {sym}", v.exchange.fetch_my_trades, v.market_symbol(sym), now - DAY_MS):
-                self.seen_trades.add(str(r["id"]))
+                self.seen_trades[str(r["id"])] = int(r.get("timestamp") or now)
         if v.exchange.has.get("fetchFundingHistory"):
             for r in v.call("fetch funding", v.exchange.fetch_funding_history, None, now - DAY_MS):
-                self.seen_funding.add(str(r.get("id")))
+                self.seen_funding[str(r.get("id"))] = int(r.get("timestamp") or now)
         self.trade_cursor_ms = self.funding_cursor_ms = now
         self.wallet_offset = v.wallet_balance() - ledger_cash
 
@@ -155,9 +155,9 @@ class LiveBroker:
     def state(self) -> dict[str, Any]:
         return {
             "trade_cursor_ms": self.trade_cursor_ms,
-            "seen_trades": sorted(self.seen_trades),
+            "seen_trades": _recent(self.seen_trades, self.trade_cursor_ms),
             "funding_cursor_ms": self.funding_cursor_ms,
-            "seen_funding": sorted(self.seen_funding),
+            "seen_funding": _recent(self.seen_funding, self.funding_cursor_ms),
             "orders": dict(self.orders),
             "exits": {s: dict(e) for s, e in self.exits.items()},
             "wallet_offset": self.wallet_offset,
@@ -168,9 +168,9 @@ class LiveBroker:
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.trade_cursor_ms = state.get("trade_cursor_ms")
-        self.seen_trades = set(state.get("seen_trades") or ())
+        self.seen_trades = dict(state.get("seen_trades") or {})
         self.funding_cursor_ms = state.get("funding_cursor_ms")
-        self.seen_funding = set(state.get("seen_funding") or ())
+        self.seen_funding = dict(state.get("seen_funding") or {})
         self.orders = dict(state.get("orders") or {})
         self.exits = {s: dict(e) for s, e in (state.get("exits") or {}).items()}
         self.wallet_offset = state.get("wallet_offset")
@@ -275,7 +275,7 @@ class LiveBroker:
             note=note,
         )
         fills.extend(made)
-        self.seen_trades.add(trade.trade_id)
+        self.seen_trades[trade.trade_id] = trade.timestamp // 1_000_000
         self.trade_cursor_ms = max(self.trade_cursor_ms or 0, trade.timestamp // 1_000_000)
         if src != ORDER:
             self.notices.append(
@@ -308,7 +308,7 @@ class LiveBroker:
                 continue
             payment = -float(r.get("amount") or 0.0)  # the exchange reports income: received is positive
             pf = apply_funding(pf, sym, payment, self._mmr) if sym in pf.positions else charge_cash(pf, payment)
-            self.seen_funding.add(fid)
+            self.seen_funding[fid] = int(r.get("timestamp") or 0)
             self.funding_cursor_ms = max(self.funding_cursor_ms or 0, int(r.get("timestamp") or 0))
         return pf
 
@@ -544,6 +544,15 @@ class LiveBroker:
             return 0.0
         prec = float(prec)
         return prec if prec < 1 else 10.0**-prec
+
+
+def _recent(seen: Mapping[str, int], cursor_ms: int | None) -> dict[str, int]:
+    """The ids a later sync can still fetch again (those within twice the look-back of the cursor): what the state
+    must keep so an import is never repeated, without growing with the run."""
+    if cursor_ms is None:
+        return dict(seen)
+    horizon = cursor_ms - 2 * _LOOKBACK_MS
+    return {k: t for k, t in seen.items() if t >= horizon}
 
 
 def ledger_wallet(pf: Portfolio) -> float:
