@@ -71,6 +71,7 @@ bench: venv
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/monitor.py
 	$(BIN)/python benchmarks/monitor_store.py
+	$(BIN)/python benchmarks/live.py
 
 lab: venv
 	$(BIN)/jupyter lab --notebook-dir=notebooks --ip=127.0.0.1 --port=8888 --no-browser

@@ -40,7 +40,8 @@ parsed, before the body is read), and it can list extra perpetuals (below).
    - cold, orders known: a broker whose committed state (cursor before the fills, the 500 orders, the 20 exit
      orders) lacks the fills, as after a bar whose commit was lost; it imports the 500 fills;
    - cold, orders unknown: the same without the order map, as after a crash before the orders were committed,
-     or for trades made by hand: every fill's order is looked up (`GET /fapi/v1/order`) to learn its purpose;
+     or for trades made by hand: the orders' client ids (their purpose) are learned with one `fetchOrders`
+     (`GET /fapi/v1/allOrders`) per symbol;
    - warm: the same account again with nothing new, the cost of every bar.
    Each cold run checks that the 500 fills were booked, the 10 positions match and nothing differs (no fault).
    A first bar after a restart (`restore()`, which also lists resting exit orders per symbol) is reported

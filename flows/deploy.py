@@ -28,7 +28,7 @@ from flows.trade import trade
 TRADE_CONFIG_ENV = "ARENA_TRADE_CONFIG"
 """The trade job's arena YAML (`Settings.trade_config`)."""
 TRADE_MODE_ENV = "ARENA_TRADE_MODE"
-"""The trade job's mode, paper or replay (`Settings.trade_mode`)."""
+"""The trade job's mode, paper, replay or live (`Settings.trade_mode`; live needs the latch)."""
 
 
 @dataclass(frozen=True)

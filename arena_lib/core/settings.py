@@ -34,7 +34,7 @@ BUNDLED_SAMPLE_DIR = Path(__file__).resolve().parents[2] / "data" / "sample"
 """The real-data sample that ships with the code. It sits beside the package, not under the project root, because it
 is part of the code (like the prompts), while the root holds this checkout's state (stores, runs, caches)."""
 
-TradeMode = Literal["paper", "replay"]
+TradeMode = Literal["paper", "replay", "live"]
 
 
 class Settings(BaseSettings):
@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     trade_mode: TradeMode = Field(
         "paper",
         alias="ARENA_TRADE_MODE",
-        description="mode of the scheduled trade job: paper (live candles, simulated fills) or replay",
+        description="mode of the scheduled trade job: paper (live candles, simulated fills), replay, or live "
+        "(real orders, behind the latch: see README, Live trading)",
     )
     monitor_token: SecretStr | None = Field(
         None,
@@ -259,7 +260,7 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
     """The settings now: from the process environment, or from `env` alone when given. A new object each call.
 
     Raises ConfigError (a ValueError) naming each bad variable, e.g.
-    `environment: invalid settings: 'ARENA_TRADE_MODE': must be 'paper' or 'replay' (got 'live')`.
+    `environment: invalid settings: 'ARENA_TRADE_MODE': must be 'paper', 'replay' or 'live' (got 'real')`.
     """
     try:
         if env is None:

@@ -40,6 +40,7 @@ from arena_lib.execution.venue import ExchangeRejection, Venue
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
 _EXIT_KIND = {Purpose.STOP: FillKind.STOP_LOSS, Purpose.TAKE: FillKind.TAKE_PROFIT}
+_PAGE = 1000  # trades per request (Binance's maximum)
 _LOOKBACK_MS = 60_000  # re-read trades this far before the newest one imported (exchanges index by time)
 
 
@@ -72,6 +73,7 @@ class LiveBroker:
         self._margin_set: set[str] = set()
         self._recovering = False
         self._recover_bar: int | None = None
+        self._client_ids: dict[str, str] = {}  # exchange order id -> client id, learned from fetchOrders
         self._bar_ns = 0
         # committed with each bar (`state`)
         self.trade_cursor_ms: int | None = None
@@ -183,6 +185,7 @@ class LiveBroker:
     def sync(self, pf: Portfolio, fills: list[Fill], *, source: str = EXCHANGE) -> Portfolio:
         """Import the trades and funding payments the ledger lacks; cancel exits of positions that closed."""
         trades = self._new_trades()
+        self._learn_client_ids(trades)
         for trade in trades:
             pf = self._book(pf, trade, fills, source)
         pf = self._import_funding(pf)
@@ -218,9 +221,7 @@ class LiveBroker:
         since = None if self.trade_cursor_ms is None else self.trade_cursor_ms - _LOOKBACK_MS
         out: list[ExchangeTrade] = []
         for sym in self.symbols:
-            msym = v.market_symbol(sym)
-            rows = v.call(f"fetch trades {sym}", v.exchange.fetch_my_trades, msym, since)
-            for r in rows:
+            for r in self._fetch_trades(sym, since):
                 tid = str(r["id"])
                 if tid in self.seen_trades:
                     continue
@@ -239,6 +240,43 @@ class LiveBroker:
                 )
         out.sort(key=lambda t: (t.timestamp, t.trade_id))
         return out
+
+    def _fetch_trades(self, sym: str, since: int | None) -> list[dict[str, Any]]:
+        """Every trade of `sym` since `since`, page by page (an exchange answers at most `_PAGE` at a time)."""
+        v = self.venue
+        msym = v.market_symbol(sym)
+        rows: dict[str, dict[str, Any]] = {}
+        while True:
+            page = v.call(f"fetch trades {sym}", v.exchange.fetch_my_trades, msym, since, _PAGE)
+            fresh = [r for r in page if str(r["id"]) not in rows]
+            rows.update((str(r["id"]), r) for r in page)
+            if len(page) < _PAGE or not fresh or since is None:
+                return list(rows.values())
+            since = max(int(r["timestamp"]) for r in page)  # inclusive: the ids dedupe the overlap
+
+    def _learn_client_ids(self, trades: Sequence[ExchangeTrade]) -> None:
+        """The client ids of orders behind new trades, one `fetchOrders` per symbol rather than one look-up per
+        trade (a restart after many fills, or a busy manual account)."""
+        v = self.venue
+        if not v.exchange.has.get("fetchOrders"):
+            return
+        unknown: dict[str, int] = {}
+        for t in trades:
+            if t.order_id not in self.orders:
+                unknown[t.symbol] = min(unknown.get(t.symbol, t.timestamp), t.timestamp)
+        for sym, first_ns in unknown.items():
+            try:
+                orders = v.call(
+                    f"fetch orders {sym}",
+                    v.exchange.fetch_orders,
+                    v.market_symbol(sym),
+                    first_ns // 1_000_000 - _LOOKBACK_MS,
+                )
+            except ExchangeRejection:
+                continue  # the per-trade look-up still runs
+            for o in orders:
+                if o.get("id") is not None and o.get("clientOrderId"):
+                    self._client_ids[str(o["id"])] = str(o["clientOrderId"])
 
     def _book(self, pf: Portfolio, trade: ExchangeTrade, fills: list[Fill], source: str) -> Portfolio:
         """One trade into the ledger, with the purpose of the order that made it."""
@@ -287,6 +325,9 @@ class LiveBroker:
         """The client id of the order behind a trade we have not seen: ours (an exit that fired, an order sent
         before a restart) or someone else's. A trigger order that fires becomes a market order carrying the
         trigger order's client id."""
+        learned = self._client_ids.get(trade.order_id)
+        if learned is not None:
+            return learned
         v = self.venue
         try:
             order = v.call("look up order", v.exchange.fetch_order, trade.order_id, v.market_symbol(trade.symbol))

@@ -46,10 +46,10 @@ def test_gates_show_prints_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("variable", ["ARENA_TRADE_MODE"])
 def test_a_bad_setting_is_one_line_from_the_console_script(variable: str) -> None:
-    env = {**os.environ, variable: "live"}
+    env = {**os.environ, variable: "real"}
     code = "from arena_lib.cli.main import main; main()"
     res = subprocess.run([sys.executable, "-c", code, "demo"], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == (
-        "error: environment: invalid settings: 'ARENA_TRADE_MODE': must be 'paper' or 'replay' (got 'live')"
+        "error: environment: invalid settings: 'ARENA_TRADE_MODE': must be 'paper', 'replay' or 'live' (got 'real')"
     )

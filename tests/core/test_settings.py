@@ -123,7 +123,7 @@ def test_without_arena_home_the_root_is_found_upward_from_the_cwd(
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
-        ("ARENA_TRADE_MODE", "live", "'ARENA_TRADE_MODE': must be 'paper' or 'replay' (got 'live')"),
+        ("ARENA_TRADE_MODE", "real", "'ARENA_TRADE_MODE': must be 'paper', 'replay' or 'live' (got 'real')"),
         ("ARENA_DASK_WORKERS", "two", "'ARENA_DASK_WORKERS': must be a whole number (got 'two')"),
         ("ARENA_DASK_WORKERS", "0", "'ARENA_DASK_WORKERS': must be >= 1 (got '0')"),
         (
