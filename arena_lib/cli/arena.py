@@ -488,7 +488,9 @@ def trade(
     from arena_lib.arena.config import load_arena_config
     from arena_lib.arena.store import ArenaStore
     from arena_lib.arena.trading import trade_once
+    from arena_lib.engine.broker import BrokerError
     from arena_lib.execution.latch import LiveNotArmedError
+    from arena_lib.execution.venue import ExchangeRejection
 
     if mode not in ("paper", "live"):
         _fail(f"--mode must be paper or live, got {mode!r}")
@@ -498,6 +500,9 @@ def trade(
         report = trade_once(cfg, store, job=job, mode=mode, confirm=confirm_live, exchange_url=exchange_url)
     except LiveNotArmedError as exc:
         _fail(str(exc))
+        return
+    except (BrokerError, ExchangeRejection) as exc:  # nothing of the failed bar was committed; the next call retries
+        _fail(f"job {job!r}: {exc}; nothing of this bar was committed, the next invocation resumes from the last one")
         return
     finally:
         store.engine.dispose()

@@ -97,6 +97,7 @@ class LiveBroker:
                 self._recovering = False
         self._bar_ns = tape.last_close_ns
         self.notices = []
+        self.fault = None  # judged afresh each bar: an operator's reset holds once the two agree again
         if self.wallet_offset is None:
             self.wallet_offset = self.venue.wallet_balance() - ledger_wallet(pf)
         pf = self.sync(pf, fills)
