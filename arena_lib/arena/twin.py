@@ -1,4 +1,5 @@
-"""The simulated twin of a paper or live run, and where the equity gap between the two comes from.
+"""The simulated twin of a paper or live run, and where the equity gap between the two comes from (the
+pricing and the split of the gap, pure functions, are in `twin_gap`).
 
 `twin_report(store, run_id)` replays the run's recorded decisions through the simulator (`SimBroker`, with the
 run's own config: costs, execution, risk limits, breakers) on the run's own bars, then splits each agent's equity
@@ -91,7 +92,17 @@ from arena_lib.agents.turn import DecisionNote, Turn, TurnContext
 from arena_lib.arena import schema as t
 from arena_lib.arena.config import ArenaConfig
 from arena_lib.arena.store import ArenaStore
-from arena_lib.core.types import Action, Decision, FillKind, SizeUnit
+from arena_lib.arena.twin_gap import (
+    FILL_COLUMNS,
+    PARTS,
+    SOURCE_RECORDED,
+    AgentGap,
+    decompose,
+    fill_prices,
+    optional_float,
+    records,
+)
+from arena_lib.core.types import Action, Decision, SizeUnit
 from arena_lib.data.errors import DataError
 from arena_lib.data.market import MarketData
 from arena_lib.data.resample import timeframe_to_ns
@@ -105,28 +116,8 @@ from arena_lib.engine.feeds import ReplayFeed
 if TYPE_CHECKING:
     from arena_lib.agents.llm.agent import LLMAgent
 
-PARTS = ("fees", "slippage", "funding", "latency", "one_sided", "residual")
-FILL_COLUMNS = [
-    "agent",
-    "fill_id",
-    "side_of",  # real | twin
-    "matched",
-    "round_no",
-    "symbol",
-    "ts",
-    "side",
-    "kind",
-    "quantity",
-    "reference_price",
-    "arrival_price",
-    "price",
-    "fee",
-    "slippage_bps",
-    "slippage_usd",
-    "latency_usd",
-    "execution_usd",
-]
-_SOURCE_RECORDED = "recorded decisions"
+__all__ = ["FILL_COLUMNS", "PARTS", "AgentGap", "TwinError", "TwinReport", "decompose", "fill_prices", "twin_report"]
+
 _SOURCE_CACHE = "cache (strict)"
 FIRST_DIFFERING = 5  # differing rounds listed per agent (all are counted)
 
@@ -134,29 +125,6 @@ FIRST_DIFFERING = 5  # differing rounds listed per agent (all are counted)
 class TwinError(ValueError):
     """The run cannot have a twin (unknown run, a replay run, no rounds, the warm-up history a re-asked LLM agent
     needs is missing): the message says why, in one line."""
-
-
-@dataclass(frozen=True)
-class AgentGap:
-    """One agent's equity at the end of the run and of its twin, the gap and its parts (they add up to `gap`)."""
-
-    agent: str
-    source: str  # where the twin's decisions came from
-    real_equity: float
-    twin_equity: float
-    gap: float
-    fees: float
-    slippage: float
-    funding: float
-    latency: float
-    one_sided: float
-    residual: float
-    real_fills: int
-    twin_fills: int
-    one_sided_fills: int
-
-    def parts(self) -> dict[str, float]:
-        return {p: float(getattr(self, p)) for p in PARTS}
 
 
 @dataclass
@@ -258,7 +226,7 @@ class LedgerAgent:
         self.round_at = dict(round_at)  # bar close (ns) -> round number
         self.by_round: dict[int, list[Decision]] = {}
         self.closes: dict[int, list[Decision]] = {}
-        for row in _records(decisions.sort_values("id")):
+        for row in records(decisions.sort_values("id")):
             d = _decision(row)
             self.by_round.setdefault(int(row["round_no"]), []).append(d)
             if row["source"] == "invalidation":
@@ -297,7 +265,7 @@ class ReaskedAgent:
         self.asked: dict[int, list[Decision]] = {}  # the agent's own decisions per round (agent and fallback rows)
         self.replayed: dict[int, list[Decision]] = {}  # what a fallback turn returns (invalidation closes left out)
         self.notes: dict[int, dict[str, DecisionNote]] = {}
-        for row in _records(decisions.sort_values("id")):
+        for row in records(decisions.sort_values("id")):
             r, source = int(row["round_no"]), str(row["source"])
             if source == "invalidation":
                 continue
@@ -308,7 +276,9 @@ class ReaskedAgent:
             if source == "agent":
                 inv = row.get("invalidation")
                 self.notes.setdefault(r, {})[d.symbol] = DecisionNote(
-                    _num(row.get("confidence")), _num(row.get("risk_usd")), inv if isinstance(inv, str) else ""
+                    optional_float(row.get("confidence")),
+                    optional_float(row.get("risk_usd")),
+                    inv if isinstance(inv, str) else "",
                 )
         self.keys = {int(r): (str(k or ""), str(p or "")) for r, k, p in _call_keys(calls)}
         self.reasked = 0
@@ -322,7 +292,7 @@ class ReaskedAgent:
         if self.fallback_round is None:
             return _SOURCE_CACHE
         if self.reasked == 0:
-            return _SOURCE_RECORDED
+            return SOURCE_RECORDED
         return f"cache until round {self.fallback_round}, then recorded"
 
     def replay(self) -> CacheReplay:
@@ -441,8 +411,8 @@ def _decision(row: Mapping[str, Any]) -> Decision:
         size=float(row["size"]),
         size_unit=SizeUnit(row["size_unit"]),
         leverage=float(row["leverage"]),
-        stop_loss=_num(row["stop_loss"]),
-        take_profit=_num(row["take_profit"]),
+        stop_loss=optional_float(row["stop_loss"]),
+        take_profit=optional_float(row["take_profit"]),
         reason=str(row["reason"] or ""),
     )
 
@@ -543,7 +513,7 @@ def played_bars(
     """
     out = []
     last_rate: dict[str, float] = dict(last_rates or {})
-    for rnd in _records(frames.rounds):
+    for rnd in records(frames.rounds):
         content = rnd["content"] or {}
         open_ns = int(rnd["ts"]) - bar_ns
         values = np.full((len(symbols), 5), np.nan)
@@ -652,110 +622,6 @@ _FILL_KEYS = (
 )
 
 
-# -- the decomposition (pure) --------------------------------------------------------------------------------------
-def fill_prices(
-    fills: pd.DataFrame, orders: pd.DataFrame, opens: Mapping[tuple[str, int], float], bar_ns: int
-) -> pd.DataFrame:
-    """`fills` (one agent's, one side's, in order) with reference, arrival and slippage columns (see the module)."""
-    by_order = {r["order_id"]: r for r in _records(orders)}
-    levels: dict[str, tuple[float | None, float | None]] = {}  # symbol -> (stop, take) of the open position
-    rows = []
-    for f in _records(fills):
-        s = 1.0 if f["side"] == "buy" else -1.0
-        q, p, ts, sym = float(f["quantity"]), float(f["price"]), int(f["ts"]), str(f["symbol"])
-        o = by_order.get(f["order_id"])
-        kind = f["kind"]
-        if o is not None:
-            ref = float(o["reference_price"])
-            if int(f["round_no"]) == int(o["round_no"]):  # filled on the decision bar: at its close
-                arrival = ref
-            else:
-                start = ts - (ts % bar_ns) if bar_ns else ts
-                arrival = opens.get((sym, ts), opens.get((sym, start), ref))
-            if kind == FillKind.ENTRY.value:
-                levels[sym] = (_num(o["stop_loss"]), _num(o["take_profit"]))
-        else:
-            stop, take = levels.get(sym, (None, None))
-            level = stop if kind == FillKind.STOP_LOSS.value else take if kind == FillKind.TAKE_PROFIT.value else None
-            ref = arrival = p if level is None else float(level)
-        rows.append(
-            {
-                "reference_price": ref,
-                "arrival_price": arrival,
-                "slippage_bps": s * (p / ref - 1.0) * 1e4 if ref else math.nan,
-                "slippage_usd": s * q * (p - ref),
-                "latency_usd": s * q * (arrival - ref),
-                "execution_usd": s * q * (p - arrival),
-            }
-        )
-    extra = pd.DataFrame(rows, index=fills.index, columns=list(rows[0]) if rows else _PRICE_COLUMNS)
-    return pd.concat([fills, extra], axis=1)
-
-
-_PRICE_COLUMNS = ["reference_price", "arrival_price", "slippage_bps", "slippage_usd", "latency_usd", "execution_usd"]
-
-
-def _num(x: Any) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def decompose(
-    agent: str,
-    real: pd.DataFrame,
-    twin: pd.DataFrame,
-    *,
-    real_equity: float,
-    twin_equity: float,
-    real_funding: float,
-    twin_funding: float,
-    marks: Mapping[str, float],
-    source: str = _SOURCE_RECORDED,
-) -> AgentGap:
-    """One agent's gap and its parts from both sides' priced fills (`fill_prices`); the formulas are the module's."""
-    r = real.set_index("fill_id", drop=False)
-    w = twin.set_index("fill_id", drop=False)
-    both = r.index.intersection(w.index)
-    fees = latency = slippage = 0.0
-    for fid in both:
-        a, b = r.loc[fid], w.loc[fid]
-        s = 1.0 if a["side"] == "buy" else -1.0
-        q = float(a["quantity"])
-        fees += float(b["fee"]) - float(a["fee"])
-        latency -= s * q * (float(a["arrival_price"]) - float(b["arrival_price"]))
-        slippage -= (
-            s * q * ((float(a["price"]) - float(a["arrival_price"])) - (float(b["price"]) - float(b["arrival_price"])))
-        )
-
-    def alone(frame: pd.DataFrame, keep: pd.Index) -> float:
-        total = 0.0
-        for f in _records(frame[~frame.index.isin(keep)]):
-            s = 1.0 if f["side"] == "buy" else -1.0
-            p = float(f["price"])
-            total += s * float(f["quantity"]) * (marks.get(str(f["symbol"]), p) - p) - float(f["fee"])
-        return total
-
-    one_sided = alone(r, both) - alone(w, both)
-    funding = twin_funding - real_funding
-    gap = real_equity - twin_equity
-    named = fees + slippage + funding + latency + one_sided
-    return AgentGap(
-        agent=agent,
-        source=source,
-        real_equity=real_equity,
-        twin_equity=twin_equity,
-        gap=gap,
-        fees=fees,
-        slippage=slippage,
-        funding=funding,
-        latency=latency,
-        one_sided=one_sided,
-        residual=gap - named,
-        real_fills=len(r),
-        twin_fills=len(w),
-        one_sided_fills=len(r) + len(w) - 2 * len(both),
-    )
-
-
 def twin_report(
     store: ArenaStore, run_id: str, *, from_cache: bool = False, cache: ResponseCache | None = None
 ) -> TwinReport:
@@ -808,7 +674,7 @@ def _from_cache(store: ArenaStore, frames: LedgerFrames, cache: ResponseCache | 
         agents.append(LedgerAgent(name, mine, round_at))
         if name in llm_names:
             why = roster.skipped.get(name, f"{name} is not in the run's stored config")
-            unbuilt.append(CacheReplay(name, _SOURCE_RECORDED, 0, 0, [], None, f"not rebuilt: {why}"))
+            unbuilt.append(CacheReplay(name, SOURCE_RECORDED, 0, 0, [], None, f"not rebuilt: {why}"))
     twin = run_twin(frames, agents, (market, rows))
     replays = {a.name: a.replay() for a in reasked} | {r.agent: r for r in unbuilt}
     report = explain(frames, twin, {name: r.source for name, r in replays.items()})
@@ -893,7 +759,7 @@ def explain(frames: LedgerFrames, twin: TwinRun, sources: Mapping[str, str] | No
             real_funding=frames.funding_paid.get(name, 0.0),
             twin_funding=twin.funding_paid.get(name, 0.0),
             marks=twin.marks,
-            source=(sources or {}).get(name, _SOURCE_RECORDED),
+            source=(sources or {}).get(name, SOURCE_RECORDED),
         )
         agents.append(gap)
         matched = set(real["fill_id"]) & set(sim["fill_id"])
@@ -903,10 +769,6 @@ def explain(frames: LedgerFrames, twin: TwinRun, sources: Mapping[str, str] | No
                 tables.append(frame.reindex(columns=FILL_COLUMNS))
     fills = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=FILL_COLUMNS)
     return TwinReport(frames.run.run_id, frames.run.mode, len(frames.rounds), agents, fills)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
 
 
 def _of(fills: pd.DataFrame, agent: str) -> pd.DataFrame:

@@ -126,27 +126,40 @@ class Venue:
         return self.exchange.market(self.market_symbol(symbol))
 
     # -- requests -----------------------------------------------------------------------------------------------
-    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """`fn(*args, **kwargs)` with the retry policy; raises `ExchangeRejection` with the exchange's message."""
+    def call(
+        self,
+        what: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        recover: Callable[[], Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """`fn(*args, **kwargs)` with the retry policy; raises `ExchangeRejection` with the exchange's message.
+
+        `recover`, for a request whose effect may have happened although it failed (an order), is asked after each
+        such failure before a retry; a result other than None is returned as the request's.
+        """
         import ccxt
 
         attempt = 0
         while True:
             try:
                 return fn(*args, **kwargs)
-            except ccxt.InvalidNonce as exc:  # our clock is outside the exchange's window: re-sync, then retry
-                if attempt >= self.settings.max_retries:
-                    raise self.rejection(what, exc) from None
-                self._resync_clock()
-            except (ccxt.DDoSProtection, ccxt.RateLimitExceeded) as exc:
-                wait = self._retry_after()
-                if attempt >= self.settings.max_retries or wait > self.settings.max_wait_s:
-                    raise self.rejection(what, exc, f"rate limited (retry after {wait:g}s)") from None
-                self.sleep(wait)
-            except ccxt.NetworkError as exc:
-                if attempt >= self.settings.max_retries:
-                    raise self.rejection(what, exc) from None
-                self.sleep(min(0.2 * 2**attempt, 2.0))
+            except ccxt.NetworkError as exc:  # timeouts, 5xx, rate limits, our clock outside the exchange's window
+                throttled = isinstance(exc, (ccxt.DDoSProtection, ccxt.RateLimitExceeded))
+                wait = self._retry_after() if throttled else min(0.2 * 2**attempt, 2.0)  # before `recover` asks
+                if recover is not None:
+                    found = recover()
+                    if found is not None:
+                        log.info("%s reached the exchange before the error (%s): adopted", what, exc)
+                        return found
+                prefix = f"rate limited (retry after {wait:g}s)" if throttled else ""
+                if attempt >= self.settings.max_retries or (throttled and wait > self.settings.max_wait_s):
+                    raise self.rejection(what, exc, prefix) from None
+                if isinstance(exc, ccxt.InvalidNonce):
+                    self._resync_clock()
+                else:
+                    self.sleep(wait)
             except ccxt.BaseError as exc:
                 raise self.rejection(what, exc) from None
             attempt += 1
@@ -155,34 +168,19 @@ class Venue:
         self, symbol: str, kind: str, side: str, amount: float, client_id: str, params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """Send an order exactly once: after a failure whose outcome is unknown, look the client id up first."""
-        import ccxt
-
-        msym = self.market_symbol(symbol)
-        conditional = kind.upper() != "MARKET"
         request = {"newClientOrderId": client_id, **(params or {})}
-        attempt = 0
-        while True:
-            try:
-                order: dict[str, Any] = self.exchange.create_order(msym, kind, side, amount, None, request)
-                return order
-            except (ccxt.InvalidNonce, ccxt.NetworkError) as exc:
-                banned = isinstance(exc, ccxt.DDoSProtection)
-                wait = self._retry_after() if banned else min(0.2 * 2**attempt, 2.0)  # before the look-up's answer
-                found = self.find_order(symbol, client_id, conditional=conditional)
-                if found is not None:
-                    log.info("order %s reached the exchange before the error (%s): adopted", client_id, exc)
-                    return found
-                if attempt >= self.settings.max_retries:
-                    raise self.rejection(f"send {kind} {side} {symbol}", exc) from None
-                if banned and wait > self.settings.max_wait_s:
-                    raise self.rejection(f"send {kind} {side} {symbol}", exc, f"rate limited ({wait:g}s)") from None
-                if isinstance(exc, ccxt.InvalidNonce):
-                    self._resync_clock()
-                else:
-                    self.sleep(wait)
-            except ccxt.BaseError as exc:
-                raise self.rejection(f"send {kind} {side} {symbol}", exc) from None
-            attempt += 1
+        order: dict[str, Any] = self.call(
+            f"send {kind} {side} {symbol} ({client_id})",
+            self.exchange.create_order,
+            self.market_symbol(symbol),
+            kind,
+            side,
+            amount,
+            None,
+            request,
+            recover=lambda: self.find_order(symbol, client_id, conditional=kind.upper() != "MARKET"),
+        )
+        return order
 
     def find_order(self, symbol: str, client_id: str, *, conditional: bool = False) -> dict[str, Any] | None:
         """The order with this client id, or None when the exchange has none."""
